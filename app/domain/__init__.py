@@ -1,0 +1,1 @@
+"""The domain: models and rules. Never imports Flask; routes call in with plain values."""

@@ -1,0 +1,1 @@
+"""Adapters to the outside world (GOV.UK Pay, GOV.UK Notify, the task queue)."""

@@ -1,0 +1,33 @@
+"""Every model, in one list: used by the migration generator and by tests.
+
+To change the schema: change the model, then `make migration NAME=what_changed`, which
+writes the next numbered file in migrations/ from the difference between the models
+and a database migrated to the latest version. Read it, then commit it.
+"""
+
+from app.domain.audit import AuditEvent
+from app.domain.council import CouncilSettings
+from app.domain.feedback import Feedback
+from app.domain.funds import Fund, FundGroup, FundGroupFund
+from app.domain.methods import MethodOfPayment
+from app.domain.offices import Office
+from app.domain.outbox import OutboxMessage
+from app.domain.users import User, UserFundGroup, UserRole
+from app.domain.vat import VatCode, VatRate
+
+ALL_MODELS = [
+    AuditEvent,
+    CouncilSettings,
+    Feedback,
+    OutboxMessage,
+    VatCode,
+    VatRate,
+    Fund,
+    FundGroup,
+    FundGroupFund,
+    MethodOfPayment,
+    Office,
+    User,
+    UserRole,
+    UserFundGroup,
+]

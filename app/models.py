@@ -9,6 +9,7 @@ from app.domain.audit import AuditEvent
 from app.domain.council import CouncilSettings
 from app.domain.feedback import Feedback
 from app.domain.funds import Fund, FundGroup, FundGroupFund
+from app.domain.ledger import LedgerEntry, ReceiptNumber
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
 from app.domain.outbox import OutboxMessage
@@ -30,4 +31,6 @@ ALL_MODELS = [
     User,
     UserRole,
     UserFundGroup,
+    ReceiptNumber,
+    LedgerEntry,
 ]

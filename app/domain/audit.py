@@ -144,9 +144,7 @@ def verify_chain(batch_size: int = 5000) -> ChainReport:
     checked = 0
     last_seq = 0
     while True:
-        events = list(
-            AuditEvent.select().where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch_size)
-        )
+        events = list(AuditEvent.select().where(AuditEvent.seq > last_seq).order_by(AuditEvent.seq).limit(batch_size))
         if not events:
             return ChainReport(ok=True, checked=checked)
         for event in events:
@@ -170,8 +168,14 @@ def changes(before: dict, after: dict) -> tuple[dict, dict]:
     return b, a
 
 
-def filtered(*, actor: str = "", action: str = "", object_type: str = "",
-             date_from: dt.date | None = None, date_to: dt.date | None = None):
+def filtered(
+    *,
+    actor: str = "",
+    action: str = "",
+    object_type: str = "",
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+):
     query = AuditEvent.select().order_by(AuditEvent.seq.desc())
     if actor:
         query = query.where(AuditEvent.actor_email.contains(actor.strip()))

@@ -67,12 +67,19 @@ def create_config(model: type[ConfigModel], actor, values: dict, *, ip_address: 
     try:
         with database.atomic():
             item = model.create(**values)
-            audit.record(f"{model.audit_type}.create", actor=actor, object_type=model.audit_type,
-                         object_id=item.id, summary=f"Added {item.code} {item.name}",
-                         after=item.as_audit(), ip_address=ip_address)
+            audit.record(
+                f"{model.audit_type}.create",
+                actor=actor,
+                object_type=model.audit_type,
+                object_id=item.id,
+                summary=f"Added {item.code} {item.name}",
+                after=item.as_audit(),
+                ip_address=ip_address,
+            )
     except IntegrityError as exc:
-        raise DomainError(f"A {model.audit_type.replace('_', ' ')} with code {values['code']} already exists",
-                          "code") from exc
+        raise DomainError(
+            f"A {model.audit_type.replace('_', ' ')} with code {values['code']} already exists", "code"
+        ) from exc
     return item
 
 
@@ -90,7 +97,14 @@ def change_config(item: ConfigModel, actor, values: dict, *, ip_address: str = "
         action = "change"
         if set(a) == {"enabled"}:
             action = "enable" if item.enabled else "disable"
-        audit.record(f"{item.audit_type}.{action}", actor=actor, object_type=item.audit_type, object_id=item.id,
-                     summary=f"{VERBS[action]} {item.code} {item.name}",
-                     before=b, after=a, ip_address=ip_address)
+        audit.record(
+            f"{item.audit_type}.{action}",
+            actor=actor,
+            object_type=item.audit_type,
+            object_id=item.id,
+            summary=f"{VERBS[action]} {item.code} {item.name}",
+            before=b,
+            after=a,
+            ip_address=ip_address,
+        )
     return item

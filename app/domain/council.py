@@ -103,6 +103,14 @@ def update_settings(actor, changes: dict, *, logo: bytes | None = None, ip_addre
     settings.save()
     b, a = audit.changes(before, settings.as_audit())
     if a:
-        audit.record("settings.update", actor=actor, object_type="council_settings", object_id=settings.id,
-                     summary="Changed council settings", before=b, after=a, ip_address=ip_address)
+        audit.record(
+            "settings.update",
+            actor=actor,
+            object_type="council_settings",
+            object_id=settings.id,
+            summary="Changed council settings",
+            before=b,
+            after=a,
+            ip_address=ip_address,
+        )
     return settings

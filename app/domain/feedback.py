@@ -39,5 +39,10 @@ def leave_feedback(*, rating: str, comments: str, page: str = "", email: str = "
         raise DomainError("Select how satisfied you are with this service", "rating")
     if len(comments or "") > MAX_LENGTH:
         raise DomainError(f"Your comments must be {MAX_LENGTH} characters or fewer", "comments")
-    return Feedback.create(rating=rating, comments=(comments or "").strip(), page=(page or "")[:300],
-                           email=(email or "").strip(), council_name=(council_name or "").strip())
+    return Feedback.create(
+        rating=rating,
+        comments=(comments or "").strip(),
+        page=(page or "")[:300],
+        email=(email or "").strip(),
+        council_name=(council_name or "").strip(),
+    )

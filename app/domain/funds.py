@@ -26,16 +26,31 @@ class Fund(ConfigModel):
     is_suspense = BooleanField(default=False)
 
     audit_type = "fund"
-    audit_fields = ("code", "name", "enabled", "description", "shown_to_citizens", "minimum_pence",
-                    "maximum_pence", "vat_code", "ledger_code", "cost_centre", "reference_label",
-                    "reference_hint", "account_must_exist", "address_required", "pay_account", "is_suspense")
+    audit_fields = (
+        "code",
+        "name",
+        "enabled",
+        "description",
+        "shown_to_citizens",
+        "minimum_pence",
+        "maximum_pence",
+        "vat_code",
+        "ledger_code",
+        "cost_centre",
+        "reference_label",
+        "reference_hint",
+        "account_must_exist",
+        "address_required",
+        "pay_account",
+        "is_suspense",
+    )
 
 
 class FundGroup(ConfigModel):
     audit_type = "fund_group"
 
     def funds(self):
-        return (Fund.select().join(FundGroupFund).where(FundGroupFund.fund_group == self).order_by(Fund.name))
+        return Fund.select().join(FundGroupFund).where(FundGroupFund.fund_group == self).order_by(Fund.name)
 
 
 class FundGroupFund(BaseModel):
@@ -54,9 +69,16 @@ def set_group_funds(group: FundGroup, actor, fund_ids: list[int], *, ip_address:
             FundGroupFund.create(fund_group=group, fund=fund_id)
         after = sorted(f.code for f in group.funds())
         if before != after:
-            audit.record("fund_group.set_funds", actor=actor, object_type="fund_group", object_id=group.id,
-                         summary=f"Changed the funds in {group.name}", before={"funds": before},
-                         after={"funds": after}, ip_address=ip_address)
+            audit.record(
+                "fund_group.set_funds",
+                actor=actor,
+                object_type="fund_group",
+                object_id=group.id,
+                summary=f"Changed the funds in {group.name}",
+                before={"funds": before},
+                after={"funds": after},
+                ip_address=ip_address,
+            )
 
 
 def visible_fund_ids(user) -> set[int]:

@@ -30,8 +30,16 @@ class MethodOfPayment(ConfigModel):
     staff_can_use = BooleanField(default=True)
 
     audit_type = "method"
-    audit_fields = ("code", "name", "enabled", "channel", "minimum_pence", "maximum_pence", "refundable",
-                    "staff_can_use")
+    audit_fields = (
+        "code",
+        "name",
+        "enabled",
+        "channel",
+        "minimum_pence",
+        "maximum_pence",
+        "refundable",
+        "staff_can_use",
+    )
 
     @property
     def channel_name(self) -> str:

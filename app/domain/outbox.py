@@ -27,8 +27,9 @@ class OutboxMessage(BaseModel):
 
 
 def store_email(*, to: str, subject: str, body: str, purpose: str = "", deliver: bool = False) -> OutboxMessage:
-    return OutboxMessage.create(to_address=to.strip(), subject=subject, body=body, purpose=purpose,
-                                status="queued" if deliver else "stored")
+    return OutboxMessage.create(
+        to_address=to.strip(), subject=subject, body=body, purpose=purpose, status="queued" if deliver else "stored"
+    )
 
 
 def mark_sent(message: OutboxMessage, provider_id: str) -> None:

@@ -48,17 +48,30 @@ _FINANCE = {P.VIEW_LEDGER, P.TAKE_PAYMENTS, P.REQUEST_REFUNDS}
 ROLES: dict[str, Role] = {
     role.code: role
     for role in (
-        Role("finance_officer", "Finance officer",
-             "Takes payments, searches transactions and requests refunds and corrections", frozenset(_FINANCE)),
-        Role("senior_finance_officer", "Senior finance officer",
-             "Everything a finance officer does, and approves refunds and corrections",
-             frozenset(_FINANCE | {P.APPROVE})),
-        Role("system_administrator", "System administrator",
-             "Manages council settings, funds, methods, VAT, offices, users and roles",
-             frozenset({P.VIEW_CONFIG, P.MANAGE_CONFIG, P.MANAGE_USERS, P.VIEW_AUDIT, P.VIEW_FEEDBACK,
-                        P.VIEW_OUTBOX})),
-        Role("auditor", "Auditor", "Reads transactions, configuration and the audit trail; changes nothing",
-             frozenset({P.VIEW_LEDGER, P.VIEW_CONFIG, P.VIEW_AUDIT})),
+        Role(
+            "finance_officer",
+            "Finance officer",
+            "Takes payments, searches transactions and requests refunds and corrections",
+            frozenset(_FINANCE),
+        ),
+        Role(
+            "senior_finance_officer",
+            "Senior finance officer",
+            "Everything a finance officer does, and approves refunds and corrections",
+            frozenset(_FINANCE | {P.APPROVE}),
+        ),
+        Role(
+            "system_administrator",
+            "System administrator",
+            "Manages council settings, funds, methods, VAT, offices, users and roles",
+            frozenset({P.VIEW_CONFIG, P.MANAGE_CONFIG, P.MANAGE_USERS, P.VIEW_AUDIT, P.VIEW_FEEDBACK, P.VIEW_OUTBOX}),
+        ),
+        Role(
+            "auditor",
+            "Auditor",
+            "Reads transactions, configuration and the audit trail; changes nothing",
+            frozenset({P.VIEW_LEDGER, P.VIEW_CONFIG, P.VIEW_AUDIT}),
+        ),
     )
 }
 
@@ -153,8 +166,15 @@ class SignInFailed(DomainError):
     pass
 
 
-def authenticate(email: str, password: str, *, ip_address: str = "", now: dt.datetime | None = None,
-                 threshold: int = LOCKOUT_THRESHOLD, lockout_minutes: int = LOCKOUT_MINUTES) -> User:
+def authenticate(
+    email: str,
+    password: str,
+    *,
+    ip_address: str = "",
+    now: dt.datetime | None = None,
+    threshold: int = LOCKOUT_THRESHOLD,
+    lockout_minutes: int = LOCKOUT_MINUTES,
+) -> User:
     """Check a sign-in. Raises SignInFailed with a message that never says which part was wrong."""
     now = now or utcnow()
     email = normalise_email(email)
@@ -165,12 +185,22 @@ def authenticate(email: str, password: str, *, ip_address: str = "", now: dt.dat
             _hasher.verify(_DUMMY_HASH, password or "x")
         except VerificationError:
             pass
-        audit.record("auth.sign_in_failed", actor_email=email, summary="Sign-in failed: unknown e-mail address",
-                     ip_address=ip_address)
+        audit.record(
+            "auth.sign_in_failed",
+            actor_email=email,
+            summary="Sign-in failed: unknown e-mail address",
+            ip_address=ip_address,
+        )
         raise SignInFailed(generic)
     if user.is_locked(now):
-        audit.record("auth.sign_in_refused_locked", actor=user, object_type="user", object_id=user.id,
-                     summary="Sign-in refused: account locked", ip_address=ip_address)
+        audit.record(
+            "auth.sign_in_refused_locked",
+            actor=user,
+            object_type="user",
+            object_id=user.id,
+            summary="Sign-in refused: account locked",
+            ip_address=ip_address,
+        )
         raise SignInFailed(
             f"Your account is locked after {threshold} failed sign-ins. Try again in {lockout_minutes} minutes "
             "or ask a system administrator to unlock it"
@@ -188,7 +218,9 @@ def authenticate(email: str, password: str, *, ip_address: str = "", now: dt.dat
             user.save(only=[User.failed_sign_ins, User.locked_until])
         audit.record(
             "auth.locked_out" if user.locked_until and user.locked_until > now else "auth.sign_in_failed",
-            actor=user, object_type="user", object_id=user.id,
+            actor=user,
+            object_type="user",
+            object_id=user.id,
             summary="Sign-in failed: account disabled" if ok else "Sign-in failed: wrong password",
             ip_address=ip_address,
         )
@@ -199,8 +231,9 @@ def authenticate(email: str, password: str, *, ip_address: str = "", now: dt.dat
     user.locked_until = None
     user.last_sign_in_at = now
     user.save()
-    audit.record("auth.sign_in", actor=user, object_type="user", object_id=user.id, summary="Signed in",
-                 ip_address=ip_address)
+    audit.record(
+        "auth.sign_in", actor=user, object_type="user", object_id=user.id, summary="Signed in", ip_address=ip_address
+    )
     return user
 
 
@@ -218,8 +251,14 @@ def change_password(user: User, current: str, new: str, *, ip_address: str = "")
     user.must_change_password = False
     user.session_version += 1
     user.save()
-    audit.record("auth.password_changed", actor=user, object_type="user", object_id=user.id,
-                 summary="Changed their password", ip_address=ip_address)
+    audit.record(
+        "auth.password_changed",
+        actor=user,
+        object_type="user",
+        object_id=user.id,
+        summary="Changed their password",
+        ip_address=ip_address,
+    )
     return user
 
 
@@ -235,8 +274,16 @@ def _set_links(user: User, roles: list[str], fund_group_ids: list[int]) -> None:
         UserFundGroup.create(user=user, fund_group=group_id)
 
 
-def create_user(actor, *, email: str, name: str, roles: list[str], fund_group_ids: list[int],
-                password: str | None = None, ip_address: str = "") -> tuple[User, str]:
+def create_user(
+    actor,
+    *,
+    email: str,
+    name: str,
+    roles: list[str],
+    fund_group_ids: list[int],
+    password: str | None = None,
+    ip_address: str = "",
+) -> tuple[User, str]:
     """Create a user with a temporary password, which is returned once and never stored in clear."""
     email = normalise_email(email)
     if User.get_or_none(User.email == email):
@@ -245,16 +292,25 @@ def create_user(actor, *, email: str, name: str, roles: list[str], fund_group_id
         raise DomainError("Select at least one role", "roles")
     password = password or temporary_password()
     with database.atomic():
-        user = User.create(email=email, name=name.strip(), password_hash=_hasher.hash(password),
-                           must_change_password=True)
+        user = User.create(
+            email=email, name=name.strip(), password_hash=_hasher.hash(password), must_change_password=True
+        )
         _set_links(user, roles, fund_group_ids)
-        audit.record("user.create", actor=actor, object_type="user", object_id=user.id,
-                     summary=f"Added user {email}", after=user.as_audit(), ip_address=ip_address)
+        audit.record(
+            "user.create",
+            actor=actor,
+            object_type="user",
+            object_id=user.id,
+            summary=f"Added user {email}",
+            after=user.as_audit(),
+            ip_address=ip_address,
+        )
     return user, password
 
 
-def change_user(user: User, actor, *, name: str, roles: list[str], fund_group_ids: list[int],
-                ip_address: str = "") -> User:
+def change_user(
+    user: User, actor, *, name: str, roles: list[str], fund_group_ids: list[int], ip_address: str = ""
+) -> User:
     if not roles:
         raise DomainError("Select at least one role", "roles")
     if actor is not None and user.id == actor.id and "system_administrator" not in roles:
@@ -267,8 +323,16 @@ def change_user(user: User, actor, *, name: str, roles: list[str], fund_group_id
         _set_links(user, roles, fund_group_ids)
         b, a = audit.changes(before, user.as_audit())
         if a:
-            audit.record("user.change", actor=actor, object_type="user", object_id=user.id,
-                         summary=f"Changed user {user.email}", before=b, after=a, ip_address=ip_address)
+            audit.record(
+                "user.change",
+                actor=actor,
+                object_type="user",
+                object_id=user.id,
+                summary=f"Changed user {user.email}",
+                before=b,
+                after=a,
+                ip_address=ip_address,
+            )
     return user
 
 
@@ -281,9 +345,16 @@ def set_user_enabled(user: User, actor, enabled: bool, *, ip_address: str = "") 
         user.enabled = enabled
         user.session_version += 1
         user.save()
-        audit.record("user.enable" if enabled else "user.disable", actor=actor, object_type="user",
-                     object_id=user.id, summary=f"{'Enabled' if enabled else 'Disabled'} user {user.email}",
-                     before={"enabled": not enabled}, after={"enabled": enabled}, ip_address=ip_address)
+        audit.record(
+            "user.enable" if enabled else "user.disable",
+            actor=actor,
+            object_type="user",
+            object_id=user.id,
+            summary=f"{'Enabled' if enabled else 'Disabled'} user {user.email}",
+            before={"enabled": not enabled},
+            after={"enabled": enabled},
+            ip_address=ip_address,
+        )
     return user
 
 
@@ -297,6 +368,12 @@ def reset_password(user: User, actor, *, ip_address: str = "") -> str:
         user.locked_until = None
         user.session_version += 1
         user.save()
-        audit.record("user.reset_password", actor=actor, object_type="user", object_id=user.id,
-                     summary=f"Reset the password of {user.email}", ip_address=ip_address)
+        audit.record(
+            "user.reset_password",
+            actor=actor,
+            object_type="user",
+            object_id=user.id,
+            summary=f"Reset the password of {user.email}",
+            ip_address=ip_address,
+        )
     return password

@@ -39,6 +39,15 @@ class VatCode(ConfigModel):
     def rates(self):
         return self.vat_rates.order_by(VatRate.effective_from.desc())
 
+    def current_rate_text(self, today: dt.date | None = None) -> str:
+        from app.db import utcnow
+        from app.domain.ukdates import business_date
+
+        try:
+            return format_rate(self.rate_on(today or business_date(utcnow())))
+        except DomainError:
+            return "No rate in force"
+
 
 class VatRate(BaseModel):
     vat_code = ForeignKeyField(VatCode, backref="vat_rates", on_delete="RESTRICT")
@@ -48,6 +57,12 @@ class VatRate(BaseModel):
 
     class Meta:
         indexes = ((("vat_code", "effective_from"), True),)
+
+
+def format_rate(rate: Decimal) -> str:
+    """0.2000 -> '20%', 0.1750 -> '17.5%'."""
+    percent = (rate * 100).normalize()
+    return f"{percent:f}%"
 
 
 def parse_percentage(text: str) -> Decimal:
@@ -67,14 +82,20 @@ def parse_percentage(text: str) -> Decimal:
 
 def add_rate(vat_code: VatCode, actor, rate: Decimal, effective_from: dt.date, *, ip_address: str = "") -> VatRate:
     if VatRate.get_or_none((VatRate.vat_code == vat_code) & (VatRate.effective_from == effective_from)):
-        raise DomainError(f"VAT code {vat_code.code} already has a rate from {effective_from:%-d %B %Y}",
-                          "effective_from")
+        raise DomainError(
+            f"VAT code {vat_code.code} already has a rate from {effective_from:%-d %B %Y}", "effective_from"
+        )
     with database.atomic():
         item = VatRate.create(vat_code=vat_code, rate=rate, effective_from=effective_from)
-        audit.record("vat_rate.create", actor=actor, object_type="vat_code", object_id=vat_code.id,
-                     summary=f"Added rate {rate * 100:.2f}% from {effective_from.isoformat()} to {vat_code.code}",
-                     after={"rate": str(rate), "effective_from": effective_from.isoformat()},
-                     ip_address=ip_address)
+        audit.record(
+            "vat_rate.create",
+            actor=actor,
+            object_type="vat_code",
+            object_id=vat_code.id,
+            summary=f"Added rate {format_rate(rate)} from {effective_from.isoformat()} to {vat_code.code}",
+            after={"rate": str(rate), "effective_from": effective_from.isoformat()},
+            ip_address=ip_address,
+        )
     return item
 
 

@@ -1,0 +1,86 @@
+"""Flask CLI commands: `flask --app wsgi <command>` (the Makefile and Procfile use these)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+from playhouse.migrations import Runner
+
+from app.db import database
+
+MIGRATIONS = str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def migrate_database() -> list[str]:
+    """Apply every pending numbered migration in migrations/. Returns the names applied."""
+    return Runner(database.obj, directory=MIGRATIONS).up()
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("migrate")
+    def migrate_command():
+        """Apply pending database migrations."""
+        applied = migrate_database()
+        click.echo(f"Applied: {', '.join(applied)}" if applied else "The database is up to date.")
+
+    @app.cli.command("make-migration")
+    @click.argument("name")
+    def make_migration_command(name):
+        """Write the next migration from the difference between the models and the database."""
+        from playhouse.migrations import template
+        from playhouse.schema_diff import diff_models
+
+        from app.models import ALL_MODELS
+
+        diff = diff_models(database.obj, ALL_MODELS)
+        if not diff:
+            click.echo("The models match the database: nothing to write.")
+            return
+        path = Runner(database.obj, directory=MIGRATIONS).create(name, body=template(diff))
+        click.echo(f"Wrote {path}: read it, then commit it.")
+
+    @app.cli.command("seed-demo")
+    @click.option("--entries", default=400, show_default=True, help="How many demo payments to post.")
+    def seed_demo_command(entries):
+        """Create the demo council: settings, funds, methods, VAT, offices, users and payments."""
+        from app.demo import DEMO_PASSWORD, DEMO_USERS, seed_configuration, seed_ledger
+
+        with database.atomic():
+            seed_configuration()
+        created = seed_ledger(entries=entries)
+        click.echo(f"Demo council ready ({created} new demo payments). Sign in with password {DEMO_PASSWORD} as:")
+        for email, _, roles, _ in DEMO_USERS:
+            click.echo(f"  {email}  ({', '.join(roles)})")
+
+    @app.cli.command("create-admin")
+    @click.argument("email")
+    @click.argument("name")
+    def create_admin_command(email, name):
+        """Create a system administrator and print their temporary password (first set-up)."""
+        from app.domain.errors import DomainError
+        from app.domain.users import create_user
+
+        try:
+            _, password = create_user(None, email=email, name=name, roles=["system_administrator"], fund_group_ids=[])
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        click.echo(f"Created {email}. Temporary password (shown once): {password}")
+
+    @app.cli.command("verify-audit")
+    def verify_audit_command():
+        """Check the audit trail's hash chain; exit 1 and name the first broken link if it is broken."""
+        from app.domain.audit import verify_chain
+
+        report = verify_chain()
+        if report.ok:
+            click.echo(f"The audit trail is intact: {report.checked} events checked.")
+            return
+        click.echo(
+            f"The audit trail is broken at event {report.broken_seq}: {report.reason}. "
+            f"{report.checked} events before it are intact.",
+            err=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,529 @@
+"""The ledger: the record of money. Entries are only ever added, never changed or deleted.
+
+Every feature that moves money (online payments, staff payments, imports, journals,
+transfers, refunds, reversals, suspense allocations) posts through `post()` or
+`post_many()`. That single path is where the rules live:
+
+- amounts are signed integer pence (credits positive, refunds and reversals negative);
+- the VAT split uses the rate in force on the business date (the UK date the money was
+  taken), so a rate change at midnight London time applies to the right entries;
+- each posting carries a caller-supplied idempotency key, so a retried request, webhook
+  or job returns the entry it already made instead of posting twice;
+- corrections are new entries linked (`corrects`) to the entry they correct.
+
+Immutability is enforced twice: here (save/delete raise `ImmutableRecord`) and by
+database triggers (migrations/0002_ledger.py), so not even raw SQL can edit history.
+
+Receipt references are short, human-friendly and never collide: a `ReceiptNumber` row
+gives a unique integer, which a fixed bijection scrambles so consecutive receipts do not
+look sequential, written in Crockford base 32 with a mod-37 check symbol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from peewee import (
+    SQL,
+    BigAutoField,
+    BigIntegerField,
+    CharField,
+    DateField,
+    DateTimeField,
+    DecimalField,
+    ForeignKeyField,
+    IntegrityError,
+    TextField,
+    fn,
+)
+
+from app.db import BaseModel, database, is_postgres, utcnow
+from app.domain.errors import DomainError, ImmutableRecord
+from app.domain.funds import Fund
+from app.domain.methods import MethodOfPayment
+from app.domain.money import pence_to_decimal
+from app.domain.offices import Office
+from app.domain.ukdates import business_date
+from app.domain.users import User
+from app.domain.vat import VatCode, split_vat
+
+# Where an entry came from. Keys are stored; values are for people.
+SOURCES: dict[str, str] = {
+    "payment": "Payment",
+    "staff_payment": "Payment taken by staff",
+    "import": "Import",
+    "journal": "Journal",
+    "transfer": "Transfer",
+    "refund": "Refund",
+    "reversal": "Reversal",
+    "suspense_allocation": "Suspense allocation",
+    "adjustment": "Adjustment",
+}
+
+MAX_KEY_LENGTH = 200
+MAX_ACCOUNT_REFERENCE_LENGTH = 40
+MAX_NARRATIVE_LENGTH = 200
+MAX_PAYER_NAME_LENGTH = 200
+MAX_PAYER_EMAIL_LENGTH = 320
+MAX_SOURCE_REFERENCE_LENGTH = 200
+MAX_GROUP_REFERENCE_LENGTH = 80
+
+
+# ---------------------------------------------------------------------------
+# Receipt references
+# ---------------------------------------------------------------------------
+
+# Crockford base 32: no I, L, O (confused with 1 and 0) and no U (accidental words).
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# Crockford's check symbols: the 32 digits plus five that only ever appear as a check.
+CHECK_SYMBOLS = CROCKFORD + "*~$=U"
+RECEIPT_DIGITS = 8
+RECEIPT_BITS = 5 * RECEIPT_DIGITS  # 40 bits: a trillion receipts
+_MASK = (1 << RECEIPT_BITS) - 1
+# Any odd multiplier is invertible modulo 2**40; any constant works for the offset.
+_OFFSET = 0x3A5F0C91D7
+_M1 = 0xC2B2AE3D27
+_M2 = 0x9E3779B97F
+# x ^= x >> s is its own inverse when 2*s >= 40, which keeps unscrambling trivial.
+_S1 = 20
+_S2 = 23
+_M1_INVERSE = pow(_M1, -1, 1 << RECEIPT_BITS)
+_M2_INVERSE = pow(_M2, -1, 1 << RECEIPT_BITS)
+# People type what they read: lower case, I/L for 1, O for 0.
+_TYPO_FIXES = str.maketrans({"I": "1", "L": "1", "O": "0"})
+
+
+def scramble_receipt_number(n: int) -> int:
+    """A bijection on 0..2**40-1 so that consecutive receipt numbers look unrelated.
+
+    Each step is invertible on 40-bit integers (adding a constant, multiplying by an odd
+    number, xor with a right shift of at least half the width), so the whole map is a
+    permutation: two receipt numbers can never give the same reference.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= _MASK:
+        raise ValueError(f"A receipt number must be an integer from 0 to {_MASK}")
+    x = (n + _OFFSET) & _MASK
+    x = (x * _M1) & _MASK
+    x ^= x >> _S1
+    x = (x * _M2) & _MASK
+    x ^= x >> _S2
+    return x
+
+
+def unscramble_receipt_number(x: int) -> int:
+    """The inverse of `scramble_receipt_number` (it proves the map is a bijection)."""
+    if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x <= _MASK:
+        raise ValueError(f"A scrambled receipt number must be an integer from 0 to {_MASK}")
+    x ^= x >> _S2
+    x = (x * _M2_INVERSE) & _MASK
+    x ^= x >> _S1
+    x = (x * _M1_INVERSE) & _MASK
+    return (x - _OFFSET) & _MASK
+
+
+def _encode(value: int) -> str:
+    digits = []
+    for _ in range(RECEIPT_DIGITS):
+        value, digit = divmod(value, 32)
+        digits.append(CROCKFORD[digit])
+    return "".join(reversed(digits))
+
+
+def _decode(digits: str) -> int:
+    value = 0
+    for char in digits:
+        value = value * 32 + CROCKFORD.index(char)
+    return value
+
+
+def _format(digits: str, check: str) -> str:
+    return f"{digits[:4]}-{digits[4:]}-{check}"
+
+
+def make_receipt_reference(n: int) -> str:
+    """Receipt number n → "XXXX-XXXX-C": 8 Crockford base-32 digits and a check symbol.
+
+    The mod-37 check catches every single-character mistake and every swap of two
+    neighbouring characters, because 37 is prime and shares no factor with 32 or 31.
+    """
+    value = scramble_receipt_number(n)
+    return _format(_encode(value), CHECK_SYMBOLS[value % 37])
+
+
+def normalise_receipt_reference(text: str) -> str:
+    """What someone typed → the reference as we print it, or DomainError if it is not one.
+
+    Tolerates case, spaces, missing hyphens, and I/L for 1 and O for 0.
+    """
+    message = "Enter a receipt reference in the correct format, like 4KX9-TQ2M-7"
+    if not isinstance(text, str):
+        raise DomainError(message, "receipt_reference")
+    cleaned = "".join(text.split()).replace("-", "").upper().translate(_TYPO_FIXES)
+    if not cleaned:
+        raise DomainError("Enter a receipt reference", "receipt_reference")
+    digits, check = cleaned[:-1], cleaned[-1:]
+    if len(digits) != RECEIPT_DIGITS or any(c not in CROCKFORD for c in digits) or check not in CHECK_SYMBOLS:
+        raise DomainError(message, "receipt_reference")
+    if CHECK_SYMBOLS[_decode(digits) % 37] != check:
+        raise DomainError("Check the receipt reference: one of the characters is wrong", "receipt_reference")
+    return _format(digits, check)
+
+
+def receipt_number_of(reference: str) -> int:
+    """The receipt number behind a reference (for support and tests). DomainError if invalid."""
+    compact = normalise_receipt_reference(reference).replace("-", "")
+    return unscramble_receipt_number(_decode(compact[:-1]))
+
+
+def is_valid_receipt_reference(text: str) -> bool:
+    try:
+        normalise_receipt_reference(text)
+    except DomainError:
+        return False
+    return True
+
+
+class ReceiptNumber(BaseModel):
+    """Issues unique receipt numbers: the row id, on SQLite and PostgreSQL alike.
+
+    Rows are never deleted, so a number is never reused. On PostgreSQL a rolled-back
+    posting leaves a gap in the numbers; that is harmless because they are scrambled.
+    """
+
+    id = BigAutoField()
+    created_at = DateTimeField(default=utcnow)
+
+
+# ---------------------------------------------------------------------------
+# Ledger entries
+# ---------------------------------------------------------------------------
+
+
+class IdempotencyConflict(DomainError):
+    """The idempotency key was already used for a materially different posting."""
+
+
+class LedgerEntry(BaseModel):
+    id = BigAutoField()
+    # Printed on receipts and quoted by citizens: "XXXX-XXXX-C".
+    receipt_reference = CharField(max_length=11, unique=True)
+    idempotency_key = CharField(max_length=MAX_KEY_LENGTH, unique=True)
+    fund = ForeignKeyField(Fund, backref="ledger_entries", on_delete="RESTRICT")
+    account_reference = CharField(max_length=MAX_ACCOUNT_REFERENCE_LENGTH)
+    # Signed: credits positive, refunds and reversals negative.
+    amount_pence = BigIntegerField()
+    vat_code = ForeignKeyField(VatCode, null=True, backref="ledger_entries", on_delete="RESTRICT")
+    # The rate used, kept so the split can be explained after the code's rates change.
+    vat_rate = DecimalField(max_digits=6, decimal_places=4, auto_round=False)
+    vat_pence = BigIntegerField()
+    net_pence = BigIntegerField()
+    method = ForeignKeyField(MethodOfPayment, backref="ledger_entries", on_delete="RESTRICT")
+    office = ForeignKeyField(Office, null=True, backref="ledger_entries", on_delete="RESTRICT")
+    user = ForeignKeyField(User, null=True, backref="ledger_entries", on_delete="RESTRICT")
+    narrative = CharField(max_length=MAX_NARRATIVE_LENGTH, default="")
+    payer_name = CharField(max_length=MAX_PAYER_NAME_LENGTH, default="")
+    payer_email = CharField(max_length=MAX_PAYER_EMAIL_LENGTH, default="")
+    payer_address = TextField(default="")
+    # When the money was taken (an import may bring yesterday's payments today).
+    taken_at = DateTimeField()
+    business_date = DateField(index=True)
+    # When the entry was recorded.
+    created_at = DateTimeField(default=utcnow, index=True)
+    source = CharField(max_length=30)
+    source_reference = CharField(max_length=MAX_SOURCE_REFERENCE_LENGTH, default="", index=True)
+    corrects = ForeignKeyField("self", null=True, backref="corrections", on_delete="RESTRICT")
+    group_reference = CharField(max_length=MAX_GROUP_REFERENCE_LENGTH, default="", index=True)
+    import_batch_id = BigIntegerField(null=True, index=True)
+
+    class Meta:
+        indexes = (
+            (("business_date", "fund"), False),
+            (("account_reference", "fund"), False),
+        )
+
+    def save(self, *args, **kwargs):
+        if self._pk is not None and not kwargs.get("force_insert"):
+            raise ImmutableRecord("Ledger entries cannot be changed: post a correction instead")
+        return super().save(*args, **kwargs)
+
+    def delete_instance(self, *args, **kwargs):
+        raise ImmutableRecord("Ledger entries cannot be deleted: post a reversal instead")
+
+    @classmethod
+    def update(cls, *args, **kwargs):
+        raise ImmutableRecord("Ledger entries cannot be changed: post a correction instead")
+
+    @classmethod
+    def delete(cls, *args, **kwargs):
+        raise ImmutableRecord("Ledger entries cannot be deleted: post a reversal instead")
+
+    @property
+    def source_name(self) -> str:
+        return SOURCES.get(self.source, self.source)
+
+    @property
+    def amount(self) -> Decimal:
+        return pence_to_decimal(self.amount_pence)
+
+    @classmethod
+    def for_funds(cls, fund_ids: Iterable[int]):
+        """Entries in the given funds (a user's visible funds); none if the list is empty."""
+        ids = sorted({int(i) for i in fund_ids})
+        if not ids:
+            return cls.select().where(SQL("1 = 0"))
+        return cls.select().where(cls.fund.in_(ids))
+
+    @classmethod
+    def by_receipt(cls, reference: str) -> LedgerEntry | None:
+        """The entry with this receipt reference, however it was typed; None if there is none."""
+        try:
+            canonical = normalise_receipt_reference(reference)
+        except DomainError:
+            return None
+        return cls.get_or_none(cls.receipt_reference == canonical)
+
+    @classmethod
+    def linked(cls, entry: LedgerEntry):
+        """Entries that correct, reverse or refund `entry`, oldest first."""
+        return cls.select().where(cls.corrects == entry).order_by(cls.id)
+
+    @classmethod
+    def totals(cls, query=None) -> tuple[int, int]:
+        """(number of entries, sum of amount_pence) for a query of entries (all if None).
+
+        Counts the query's own rows, so its filters, joins and limits all apply.
+        """
+        if query is None:
+            query = cls.select()
+        inner = query.select(cls.amount_pence).alias("entries")
+        count, total = (
+            cls.select(fn.COUNT(SQL("*")), fn.COALESCE(fn.SUM(inner.c.amount_pence), 0)).from_(inner).tuples().get()
+        )
+        # PostgreSQL sums BIGINT as NUMERIC, which arrives as Decimal.
+        return int(count), int(total)
+
+
+# ---------------------------------------------------------------------------
+# Posting
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PostingRequest:
+    """One line to post. `taken_at` is naive UTC (aware datetimes are converted)."""
+
+    idempotency_key: str
+    fund: Fund
+    account_reference: str
+    amount_pence: int
+    method: MethodOfPayment
+    source: str
+    taken_at: dt.datetime | None = None
+    office: Office | None = None
+    user: User | None = None
+    narrative: str = ""
+    payer_name: str = ""
+    payer_email: str = ""
+    payer_address: str = ""
+    source_reference: str = ""
+    corrects: LedgerEntry | None = None
+    group_reference: str = ""
+    import_batch_id: int | None = None
+    # None: use the fund's VAT code.
+    vat_code: VatCode | None = None
+    # Zero-value lines exist (e.g. a fully discounted item) but are usually a mistake.
+    allow_zero: bool = False
+
+
+@dataclass(frozen=True)
+class PostingResult:
+    entry: LedgerEntry
+    # False when the key had already been posted and the existing entry is returned.
+    created: bool
+
+
+def write_transaction():
+    """A transaction that takes SQLite's write lock at BEGIN.
+
+    A deferred SQLite transaction that reads and then writes fails at once with
+    "database is locked" if another writer committed in between (the busy timeout
+    does not apply), so writers start IMMEDIATE and queue instead. Callers that read
+    and then post in one transaction of their own should open it with this too.
+    Nested, it is a savepoint; PostgreSQL needs nothing special.
+    """
+    if is_postgres():
+        return database.atomic()
+    return database.atomic("IMMEDIATE")
+
+
+def _text(value: object, label: str, field: str, max_length: int | None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise DomainError(f"The {label} must be text", field)
+    cleaned = value.strip()
+    if max_length is not None and len(cleaned) > max_length:
+        raise DomainError(f"The {label} must be {max_length} characters or fewer", field)
+    return cleaned
+
+
+def _checked_key(request: PostingRequest) -> str:
+    key = request.idempotency_key
+    if not isinstance(key, str) or not key.strip():
+        raise DomainError("A posting needs an idempotency key", "idempotency_key")
+    key = key.strip()
+    if len(key) > MAX_KEY_LENGTH:
+        raise DomainError(f"The idempotency key must be {MAX_KEY_LENGTH} characters or fewer", "idempotency_key")
+    return key
+
+
+def _checked_amount(request: PostingRequest) -> int:
+    amount = request.amount_pence
+    # bool is an int to Python, and float/Decimal amounts mean someone skipped parsing.
+    if not isinstance(amount, int) or isinstance(amount, bool):
+        raise DomainError("The amount must be a whole number of pence", "amount")
+    if amount == 0 and not request.allow_zero:
+        raise DomainError("Enter an amount other than £0.00", "amount")
+    return amount
+
+
+def _taken_at(request: PostingRequest) -> dt.datetime:
+    moment = request.taken_at
+    if moment is None:
+        return utcnow()
+    if not isinstance(moment, dt.datetime):
+        raise DomainError("The time the money was taken must be a date and time", "taken_at")
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def _existing(key: str, request: PostingRequest, amount: int, account_reference: str) -> LedgerEntry | None:
+    entry = LedgerEntry.get_or_none(LedgerEntry.idempotency_key == key)
+    if entry is None:
+        return None
+    same = (
+        entry.fund_id == request.fund.id
+        and entry.account_reference == account_reference
+        and entry.amount_pence == amount
+        and entry.method_id == request.method.id
+    )
+    if not same:
+        raise IdempotencyConflict(
+            f"This posting was already made with different details (receipt {entry.receipt_reference})",
+            "idempotency_key",
+        )
+    return entry
+
+
+def _entry_values(request: PostingRequest, amount: int, account_reference: str) -> dict:
+    fund, method = request.fund, request.method
+    if not isinstance(fund, Fund) or fund.id is None:
+        raise DomainError("Select a fund", "fund")
+    if not isinstance(method, MethodOfPayment) or method.id is None:
+        raise DomainError("Select a method of payment", "method")
+    if not fund.enabled:
+        raise DomainError(f"{fund.name} is not taking payments", "fund")
+    if not method.enabled:
+        raise DomainError(f"{method.name} cannot be used at the moment", "method")
+    if request.source not in SOURCES:
+        raise DomainError(f"Unknown source of a ledger entry: {request.source!r}", "source")
+    if request.corrects is not None and (not isinstance(request.corrects, LedgerEntry) or request.corrects.id is None):
+        raise DomainError("The entry being corrected must be a posted ledger entry", "corrects")
+    if request.import_batch_id is not None and (
+        not isinstance(request.import_batch_id, int) or isinstance(request.import_batch_id, bool)
+    ):
+        raise DomainError("The import batch id must be a whole number", "import_batch_id")
+
+    taken_at = _taken_at(request)
+    day = business_date(taken_at)
+    vat_code = request.vat_code if request.vat_code is not None else fund.vat_code
+    rate = vat_code.rate_on(day) if vat_code is not None else Decimal(0)
+    split = split_vat(amount, rate)
+    return {
+        "fund": fund,
+        "account_reference": account_reference,
+        "amount_pence": amount,
+        "vat_code": vat_code,
+        "vat_rate": split.rate,
+        "vat_pence": split.vat_pence,
+        "net_pence": split.net_pence,
+        "method": method,
+        "office": request.office,
+        "user": request.user,
+        "narrative": _text(request.narrative, "narrative", "narrative", MAX_NARRATIVE_LENGTH),
+        "payer_name": _text(request.payer_name, "payer's name", "payer_name", MAX_PAYER_NAME_LENGTH),
+        "payer_email": _text(request.payer_email, "payer's email address", "payer_email", MAX_PAYER_EMAIL_LENGTH),
+        "payer_address": _text(request.payer_address, "payer's address", "payer_address", None),
+        "taken_at": taken_at,
+        "business_date": day,
+        "source": request.source,
+        "source_reference": _text(
+            request.source_reference, "source reference", "source_reference", MAX_SOURCE_REFERENCE_LENGTH
+        ),
+        "corrects": request.corrects,
+        "group_reference": _text(
+            request.group_reference, "group reference", "group_reference", MAX_GROUP_REFERENCE_LENGTH
+        ),
+        "import_batch_id": request.import_batch_id,
+    }
+
+
+def post(request: PostingRequest) -> PostingResult:
+    """Post one entry, or return the one already posted under the same idempotency key.
+
+    A repeat with the same key and the same fund, account reference, amount and method
+    returns the first entry (created=False) even if the fund has since been disabled:
+    the money was taken when the first request succeeded. A repeat with different
+    details raises IdempotencyConflict. Safe to call inside a caller's transaction.
+    """
+    key = _checked_key(request)
+    amount = _checked_amount(request)
+    account_reference = _text(
+        request.account_reference, "account reference", "account_reference", MAX_ACCOUNT_REFERENCE_LENGTH
+    )
+    # Cheap path for retries: no write lock needed to find the entry already made.
+    existing = _existing(key, request, amount, account_reference)
+    if existing is not None:
+        return PostingResult(existing, False)
+    values = _entry_values(request, amount, account_reference)
+    try:
+        with write_transaction():
+            # Looked up again under the write lock, so on SQLite a racing writer is seen here.
+            existing = _existing(key, request, amount, account_reference)
+            if existing is not None:
+                return PostingResult(existing, False)
+            number = ReceiptNumber.create()
+            entry = LedgerEntry.create(
+                receipt_reference=make_receipt_reference(number.id), idempotency_key=key, **values
+            )
+    except IntegrityError:
+        # On PostgreSQL a concurrent transaction can insert the same key between our
+        # look-up and our insert; the unique index stops the second one, so return the first.
+        existing = _existing(key, request, amount, account_reference)
+        if existing is None:
+            raise
+        return PostingResult(existing, False)
+    return PostingResult(entry, True)
+
+
+def post_many(requests: Iterable[PostingRequest], *, group_reference: str | None = None) -> list[PostingResult]:
+    """Post several entries in one transaction: all of them or none.
+
+    Each is idempotent on its own key. `group_reference`, if given, is set on every
+    request that has none (a request with a different one is a mistake and is refused).
+    """
+    batch = list(requests)
+    if group_reference:
+        grouped = []
+        for request in batch:
+            if request.group_reference and request.group_reference != group_reference:
+                raise DomainError("Lines posted together must share one group reference", "group_reference")
+            grouped.append(dataclasses.replace(request, group_reference=group_reference))
+        batch = grouped
+    with write_transaction():
+        return [post(request) for request in batch]

@@ -1,0 +1,87 @@
+"""Fields shared by many forms."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from govuk_frontend_wtf.wtforms_widgets import GovDateInput, GovTextInput
+from wtforms import DateField, StringField
+from wtforms.validators import ValidationError
+
+from app.domain.errors import DomainError
+from app.domain.money import format_pence, parse_pounds
+
+
+class MoneyField(StringField):
+    """Accepts what people type ("£1,234.50") and yields integer pence in `.data`."""
+
+    widget = GovTextInput()
+
+    def __init__(self, label=None, validators=None, *, optional: bool = False, allow_negative: bool = False, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.optional = optional
+        self.allow_negative = allow_negative
+        self.raw_text = ""
+        self.parse_error: str | None = None
+
+    def process_formdata(self, valuelist):
+        self.raw_text = (valuelist[0] if valuelist else "") or ""
+        self.parse_error = None
+        if not self.raw_text.strip():
+            self.data = None
+            return
+        try:
+            self.data = parse_pounds(self.raw_text, allow_negative=self.allow_negative)
+        except DomainError as exc:
+            self.data = None
+            self.parse_error = exc.message
+
+    def process_data(self, value):
+        self.data = value
+        self.raw_text = format_pence(value, symbol=False).replace(",", "") if value is not None else ""
+
+    def _value(self):
+        return self.raw_text
+
+    def pre_validate(self, form):
+        if self.parse_error:
+            raise ValidationError(
+                self.parse_error.replace("Enter an amount", f"Enter {self.label.text.lower()}", 1)
+                if self.parse_error == "Enter an amount"
+                else self.parse_error
+            )
+        if self.data is None and not self.optional:
+            raise ValidationError(f"Enter {self.label.text[0].lower() + self.label.text[1:]}")
+
+
+def strip_filter(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class UkDateField(DateField):
+    """A GOV.UK date input (day, month, year boxes) with GOV.UK messages instead of WTForms' own."""
+
+    widget = GovDateInput()
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        kwargs.setdefault("format", "%d %m %Y")
+        super().__init__(label, validators, **kwargs)
+
+    def process_formdata(self, valuelist):
+        parts = [p.strip() for p in valuelist] if valuelist else []
+        if not parts or not any(parts):
+            self.data = None
+            return
+        name = self.label.text[0].lower() + self.label.text[1:]
+        if not all(parts):
+            missing = [n for n, p in zip(("day", "month", "year"), parts, strict=False) if not p]
+            self.data = None
+            raise ValueError(f"The {name} must include a {' and '.join(missing)}")
+        try:
+            day, month, year = (int(p) for p in parts)
+            if year < 1900 or year > 2200:
+                raise ValueError
+            self.data = dt.date(year, month, day)
+        except ValueError:
+            self.data = None
+            raise ValueError(f"The {name} must be a real date") from None

@@ -38,7 +38,7 @@ def open_database(url: str):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return connect(url, pragmas=SQLITE_PRAGMAS)
     if url.startswith(("postgresql://", "postgres://")):
-        return connect(url, autorollback=True)
+        return connect(url)
     raise ValueError(f"Unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")
 
 

@@ -16,7 +16,7 @@ database triggers (migrations/0002_ledger.py), so not even raw SQL can edit hist
 
 Receipt references are short, human-friendly and never collide: a `ReceiptNumber` row
 gives a unique integer, which a fixed bijection scrambles so consecutive receipts do not
-look sequential, written in Crockford base 32 with a mod-37 check symbol.
+look sequential, written in Crockford base 32 with a Luhn mod 32 check character.
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ MAX_GROUP_REFERENCE_LENGTH = 80
 # ---------------------------------------------------------------------------
 
 # Crockford base 32: no I, L, O (confused with 1 and 0) and no U (accidental words).
+# The check character is drawn from the same 32 characters, so a reference never holds
+# anything awkward to read aloud or put in a URL (Crockford's own mod-37 check needs * ~ $ = U).
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Crockford's check symbols: the 32 digits plus five that only ever appear as a check.
-CHECK_SYMBOLS = CROCKFORD + "*~$=U"
 RECEIPT_DIGITS = 8
 RECEIPT_BITS = 5 * RECEIPT_DIGITS  # 40 bits: a trillion receipts
 _MASK = (1 << RECEIPT_BITS) - 1
@@ -140,18 +140,44 @@ def _decode(digits: str) -> int:
     return value
 
 
+def _luhn_mod_n_check(digits: str) -> str:
+    """The Luhn mod N check character for `digits`, with N = 32 over the Crockford alphabet.
+
+    This is the Luhn mod N algorithm (the Luhn credit-card check generalised to any even
+    alphabet size N). Working from the rightmost character leftwards, every other
+    character's value is doubled, starting with the rightmost; a doubled value of N or
+    more is written in base N and its two digits added (2v - N + 1), as Luhn adds the
+    digits of 2 x 7 = 14 to get 5. The check is whatever brings the total to a multiple
+    of N. Because doubling-and-folding is a permutation of 0..N-1, every single-character
+    substitution is caught; every swap of neighbours is caught except "0" <-> "Z" (values
+    0 and N-1), the counterpart of Luhn mod 10's blind spot 0 <-> 9.
+    """
+    n = len(CROCKFORD)
+    total = 0
+    double = True  # the rightmost payload character is doubled
+    for char in reversed(digits):
+        value = CROCKFORD.index(char)
+        if double:
+            value = 2 * value
+            value = value // n + value % n  # add the two base-N digits of the doubled value
+        total += value
+        double = not double
+    return CROCKFORD[(n - total % n) % n]
+
+
 def _format(digits: str, check: str) -> str:
     return f"{digits[:4]}-{digits[4:]}-{check}"
 
 
 def make_receipt_reference(n: int) -> str:
-    """Receipt number n → "XXXX-XXXX-C": 8 Crockford base-32 digits and a check symbol.
+    """Receipt number n → "XXXX-XXXX-C": 8 Crockford base-32 digits and a check character.
 
-    The mod-37 check catches every single-character mistake and every swap of two
-    neighbouring characters, because 37 is prime and shares no factor with 32 or 31.
+    The check character is the Luhn mod 32 check (see `_luhn_mod_n_check`), itself one of
+    the 32 Crockford characters. It catches every single-character mistake and every swap
+    of two neighbouring characters except a swap of "0" and "Z".
     """
-    value = scramble_receipt_number(n)
-    return _format(_encode(value), CHECK_SYMBOLS[value % 37])
+    digits = _encode(scramble_receipt_number(n))
+    return _format(digits, _luhn_mod_n_check(digits))
 
 
 def normalise_receipt_reference(text: str) -> str:
@@ -166,9 +192,9 @@ def normalise_receipt_reference(text: str) -> str:
     if not cleaned:
         raise DomainError("Enter a receipt reference", "receipt_reference")
     digits, check = cleaned[:-1], cleaned[-1:]
-    if len(digits) != RECEIPT_DIGITS or any(c not in CROCKFORD for c in digits) or check not in CHECK_SYMBOLS:
+    if len(digits) != RECEIPT_DIGITS or any(c not in CROCKFORD for c in cleaned):
         raise DomainError(message, "receipt_reference")
-    if CHECK_SYMBOLS[_decode(digits) % 37] != check:
+    if _luhn_mod_n_check(digits) != check:
         raise DomainError("Check the receipt reference: one of the characters is wrong", "receipt_reference")
     return _format(digits, check)
 
@@ -209,7 +235,7 @@ class IdempotencyConflict(DomainError):
 
 class LedgerEntry(BaseModel):
     id = BigAutoField()
-    # Printed on receipts and quoted by citizens: "XXXX-XXXX-C".
+    # Printed on receipts and quoted by citizens: "XXXX-XXXX-C" (C: Luhn mod 32 check).
     receipt_reference = CharField(max_length=11, unique=True)
     idempotency_key = CharField(max_length=MAX_KEY_LENGTH, unique=True)
     fund = ForeignKeyField(Fund, backref="ledger_entries", on_delete="RESTRICT")

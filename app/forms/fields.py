@@ -45,13 +45,9 @@ class MoneyField(StringField):
 
     def pre_validate(self, form):
         if self.parse_error:
-            raise ValidationError(
-                self.parse_error.replace("Enter an amount", f"Enter {self.label.text.lower()}", 1)
-                if self.parse_error == "Enter an amount"
-                else self.parse_error
-            )
+            raise ValidationError(self.required_message if self.parse_error == "Enter an amount" else self.parse_error)
         if self.data is None and not self.optional:
-            raise ValidationError(f"Enter {self.label.text[0].lower() + self.label.text[1:]}")
+            raise ValidationError(self.required_message)
 
 
 def strip_filter(value):
@@ -68,11 +64,18 @@ class UkDateField(DateField):
         super().__init__(label, validators, **kwargs)
 
     def process_formdata(self, valuelist):
-        parts = [p.strip() for p in valuelist] if valuelist else []
-        if not parts or not any(parts):
+        name = self.label.text[0].lower() + self.label.text[1:]
+        if len(valuelist or []) != 3:
+            # The GOV.UK widget needs exactly day, month and year to redisplay; anything else is not a date.
+            self.raw_data = None
+            self.data = None
+            if valuelist:
+                raise ValueError(f"The {name} must be a real date")
+            return
+        parts = [p.strip() for p in valuelist]
+        if not any(parts):
             self.data = None
             return
-        name = self.label.text[0].lower() + self.label.text[1:]
         if not all(parts):
             missing = [n for n, p in zip(("day", "month", "year"), parts, strict=False) if not p]
             self.data = None

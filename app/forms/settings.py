@@ -195,10 +195,10 @@ class MethodForm(FlaskForm):
         choices=[("", "Choose a channel")] + list(CHANNELS.items()),
         validators=[InputRequired(message="Select the channel")],
     )
-    minimum_pence = MoneyField("Minimum amount", description="In pounds, like 0.01")
+    minimum_pence = MoneyField("Minimum amount", description="In pounds, like 0.01", default=1)
     maximum_pence = MoneyField("Maximum amount (optional)", optional=True, description="Leave empty for no maximum")
     refundable = BooleanField("Payments by this method can be refunded", widget=GovCheckboxInput())
-    staff_can_use = BooleanField("Staff can take payments by this method", widget=GovCheckboxInput())
+    staff_can_use = BooleanField("Staff can take payments by this method", default=True, widget=GovCheckboxInput())
     submit = SubmitField("Continue", widget=GovSubmitInput())
 
     def validate_channel(self, field):
@@ -223,7 +223,7 @@ class FundForm(FlaskForm):
         validators=[Optional(), Length(max=500, message="The description must be 500 characters or fewer")],
     )
     shown_to_citizens = BooleanField("Citizens can pay for this online", widget=GovCheckboxInput())
-    minimum_pence = MoneyField("Minimum amount", description="In pounds, like 1.00")
+    minimum_pence = MoneyField("Minimum amount", description="In pounds, like 1.00", default=100)
     maximum_pence = MoneyField("Maximum amount (optional)", optional=True, description="Leave empty for no maximum")
     vat_code = SelectField(
         "VAT code", widget=GovSelect(), choices=[], validators=[InputRequired(message="Select a VAT code")]
@@ -242,6 +242,7 @@ class FundForm(FlaskForm):
     )
     reference_label = StringField(
         "What the reference is called",
+        default="Reference",
         widget=GovTextInput(),
         filters=[strip_filter],
         description="For example, Council tax account number",
@@ -261,6 +262,7 @@ class FundForm(FlaskForm):
     address_required = BooleanField("Ask for the payer's address", widget=GovCheckboxInput())
     pay_account = StringField(
         "GOV.UK Pay account",
+        default="default",
         widget=GovTextInput(),
         filters=[strip_filter],
         description="The name of the GOV.UK Pay API key that takes this fund's card payments, like default",

@@ -418,7 +418,7 @@ def _run_threads(db, count: int, work):
         try:
             barrier.wait()
             results[i] = work(i)
-        except Exception as exc:  # noqa: BLE001 - handed to the test, which fails on any
+        except Exception as exc:  # handed to the test, which fails on any
             errors.append(exc)
         finally:
             db.close()  # each thread has its own connection

@@ -9,6 +9,7 @@ from flask import Flask, g, request, url_for
 from app.domain.money import format_pence
 from app.domain.ukdates import to_london
 from app.domain.users import Permission
+from app.domain.vat import format_rate
 
 # Staff navigation: (label, endpoint, permission needed)
 STAFF_NAVIGATION = [
@@ -35,6 +36,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_pence
     app.jinja_env.filters["london_datetime"] = london_datetime
     app.jinja_env.filters["uk_date"] = uk_date
+    app.jinja_env.filters["vat_rate"] = format_rate
 
     @app.context_processor
     def inject_common():

@@ -185,7 +185,7 @@ def normalise_receipt_reference(text: str) -> str:
 
     Tolerates case, spaces, missing hyphens, and I/L for 1 and O for 0.
     """
-    message = "Enter a receipt reference in the correct format, like 4KX9-TQ2M-7"
+    message = "Enter a receipt reference in the correct format, like A18A-24FV-8"
     if not isinstance(text, str):
         raise DomainError(message, "receipt_reference")
     cleaned = "".join(text.split()).replace("-", "").upper().translate(_TYPO_FIXES)

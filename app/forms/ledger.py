@@ -18,7 +18,7 @@ class LedgerFilterForm(FlaskForm):
         "Receipt reference",
         widget=GovTextInput(),
         filters=[strip_filter],
-        validators=[Optional(), Length(max=20, message="A receipt reference is 11 characters, like R4KX-9TQ2-M")],
+        validators=[Optional(), Length(max=20, message="A receipt reference is 11 characters, like A18A-24FV-8")],
     )
     account = StringField(
         "Account reference",

@@ -9,7 +9,7 @@ from app.domain import audit
 from app.domain.audit import AuditEvent
 from app.domain.users import Permission
 from app.forms.audit import AuditFilterForm
-from app.routes.paging import paginate
+from app.routes.paging import paginate, render_list
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
@@ -35,7 +35,7 @@ def events():
         date_to=form.date_to.data if valid else None,
     )
     page = paginate(query)
-    return render_template("audit/events.html", form=form, page=page, has_errors=not valid)
+    return render_list("audit/events.html", "audit/_results.html", form=form, page=page, has_errors=not valid)
 
 
 @bp.get("/<int:seq>")

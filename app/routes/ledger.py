@@ -12,7 +12,7 @@ from app.domain.funds import visible_fund_ids, visible_funds
 from app.domain.ledger import LedgerEntry
 from app.domain.users import Permission
 from app.forms.ledger import LedgerFilterForm
-from app.routes.paging import paginate
+from app.routes.paging import paginate, render_list
 
 bp = Blueprint("ledger", __name__, url_prefix="/transactions")
 
@@ -34,8 +34,10 @@ def entries():
         if form.fund.data and form.fund.data.isdigit():
             query = query.where(LedgerEntry.fund == int(form.fund.data))
     count, total = LedgerEntry.totals(query)
-    page = paginate(query.order_by(LedgerEntry.id.desc()))
-    return render_template("ledger/entries.html", form=form, page=page, total_pence=total, has_errors=not valid)
+    page = paginate(query.order_by(LedgerEntry.business_date.desc(), LedgerEntry.id.desc()))
+    return render_list(
+        "ledger/entries.html", "ledger/_results.html", form=form, page=page, total_pence=total, has_errors=not valid
+    )
 
 
 @bp.get("/<receipt>")

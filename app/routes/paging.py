@@ -58,3 +58,18 @@ def paginate(query, per_page: int = 50) -> Page:
     total = query.count()
     items = list(query.paginate(number, per_page))
     return Page(items=items, number=number, per_page=per_page, total=total)
+
+
+def render_list(template: str, partial: str, **context):
+    """One route, two renderings: the whole page, or only its results when htmx asks (HX-Request)."""
+    from flask import make_response, render_template
+
+    is_htmx = request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
+    if is_htmx and context.get("has_errors"):
+        # The error summary belongs at the top of the page: load the whole page instead of the results.
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = request.full_path
+        return response
+    response = make_response(render_template(partial if is_htmx else template, is_partial=is_htmx, **context))
+    response.headers["Vary"] = "HX-Request"
+    return response

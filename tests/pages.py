@@ -5,7 +5,8 @@ gets back, so a template that breaks one of these rules fails whichever test ren
 - the HTML parses without errors (html5lib, the HTML5 parsing algorithm browsers use);
 - exactly one <h1>, and the <title> starts with its text (after an optional "Error: ");
 - every id is unique;
-- every form that posts carries a CSRF token.
+- every form that posts carries a CSRF token;
+- no escaped HTML tags are shown as text (markup concatenated in a template gets escaped).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import html5lib
 from html5lib.constants import E as PARSE_ERROR_MESSAGES
 
 _SPACE = re.compile(r"\s+")
+_ESCAPED_TAG = re.compile(r"</?(?:a|p|br|h[1-6]|strong|span|div|img|ul|ol|li|table|form|input|button)\b[^<>]*>")
 
 
 def squash(text: str) -> str:
@@ -75,8 +77,11 @@ def text_of(element: Element | None) -> str:
     return squash("".join(parts))
 
 
-def page_problems(body: str | bytes, *, fragment: bool = False) -> list[str]:
-    """Everything wrong with a page (empty when it passes)."""
+def page_problems(body: str | bytes, *, fragment: bool = False, markup_as_text_ok: bool = False) -> list[str]:
+    """Everything wrong with a page (empty when it passes).
+
+    markup_as_text_ok: for a test that shows user-typed "<tags>" on purpose (to prove escaping).
+    """
     parsed = parse(body, fragment=fragment)
     problems = [f"HTML parse error: {e}" for e in parsed.errors]
     root = parsed.root
@@ -93,6 +98,12 @@ def page_problems(body: str | bytes, *, fragment: bool = False) -> list[str]:
         names = {el.get("name") for el in form.iter("input")}
         if "csrf_token" not in names:
             problems.append(f"form {number} (action={form.get('action')!r}) posts without a csrf_token input")
+
+    # Markup built by concatenating strings in a template gets escaped and shows its tags as text.
+    body_element = next(root.iter("body"), root)
+    shown_tags = sorted(set(_ESCAPED_TAG.findall(text_of(body_element))))
+    if shown_tags and not markup_as_text_ok:
+        problems.append(f"escaped HTML is shown as text: {shown_tags}")
 
     if not fragment:
         h1s = list(root.iter("h1"))
@@ -193,3 +204,71 @@ def summary_list(body: str | bytes) -> dict[str, str]:
         if key is not None:
             result[key] = value or ""
     return result
+
+
+def form_values(body: str | bytes, index: int = 0) -> dict[str, list[str]]:
+    """What the browser would send for the `index`th form inside <main>, as it stands.
+
+    Checked checkboxes and radios only, selected options, no buttons or file inputs. Use it to
+    change one field of a "change" form and post the rest as they are.
+    """
+    root = root_of(body)
+    main = next(root.iter("main"), root)
+    forms = list(main.iter("form"))
+    if not forms:
+        raise AssertionError("no form inside <main>")
+    values: dict[str, list[str]] = {}
+
+    def add(name: str | None, value: str) -> None:
+        if name:
+            values.setdefault(name, []).append(value)
+
+    for el in forms[index].iter():
+        name = el.get("name")
+        if el.tag == "input":
+            kind = (el.get("type") or "text").lower()
+            if kind in ("submit", "button", "image", "reset", "file"):
+                continue
+            if kind in ("checkbox", "radio"):
+                if el.get("checked") is not None:
+                    add(name, el.get("value", "on"))
+                continue
+            add(name, el.get("value", ""))
+        elif el.tag == "textarea":
+            add(name, (el.text or "").removeprefix("\n"))
+        elif el.tag == "select":
+            options = list(el.iter("option"))
+            chosen = [o for o in options if o.get("selected") is not None]
+            if not chosen and options and el.get("multiple") is None:
+                chosen = options[:1]
+            for option in chosen:
+                add(name, option.get("value", text_of(option)))
+    return values
+
+
+# --- driving the test client ------------------------------------------------------------------
+
+DEMO_PASSWORD = "demo-password-2026"
+DEMO_EMAILS = {
+    "admin": "admin@demo.example.gov.uk",
+    "system_administrator": "admin@demo.example.gov.uk",
+    "finance": "finance@demo.example.gov.uk",
+    "finance_officer": "finance@demo.example.gov.uk",
+    "senior": "senior@demo.example.gov.uk",
+    "senior_finance_officer": "senior@demo.example.gov.uk",
+    "auditor": "auditor@demo.example.gov.uk",
+    "housing": "housing@demo.example.gov.uk",
+}
+
+
+def sign_in(client, email: str, password: str = DEMO_PASSWORD, *, next_url: str | None = None):
+    """Sign in through the real form, with the CSRF token the form carries. Returns the POST response."""
+    url = "/sign-in" + (f"?next={next_url}" if next_url else "")
+    token = csrf_token(client.get(url).get_data())
+    return client.post(url, data={"email": email, "password": password, "csrf_token": token})
+
+
+def post_form(client, url: str, data: dict | None = None, *, form_url: str | None = None, **kwargs):
+    """GET the page with the form (form_url, default url) for its CSRF token, then POST data to url."""
+    token = csrf_token(client.get(form_url or url).get_data())
+    return client.post(url, data={**(data or {}), "csrf_token": token}, **kwargs)

@@ -17,8 +17,18 @@ class MoneyField(StringField):
 
     widget = GovTextInput()
 
-    def __init__(self, label=None, validators=None, *, optional: bool = False, allow_negative: bool = False, **kwargs):
+    def __init__(
+        self,
+        label=None,
+        validators=None,
+        *,
+        optional: bool = False,
+        allow_negative: bool = False,
+        required_message: str | None = None,
+        **kwargs,
+    ):
         super().__init__(label, validators, **kwargs)
+        self.required_message = required_message or f"Enter the {self.label.text[0].lower() + self.label.text[1:]}"
         self.optional = optional
         self.allow_negative = allow_negative
         self.raw_text = ""

@@ -208,7 +208,9 @@ def change_item(slug, item_id):
             form.vat_code.data = str(item.vat_code_id or "")
         if hasattr(form, "funds"):
             form.funds.data = [str(f.id) for f in item.funds()]
-    form.code.data = item.code  # the code never changes
+    # The code never changes and is not on the change form: validate the stored one (InputRequired reads raw_data).
+    form.code.data = item.code
+    form.code.raw_data = [item.code]
     if form.validate_on_submit():
         try:
             change_config(item, g.user, section.values(form), ip_address=client_ip())

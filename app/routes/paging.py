@@ -30,7 +30,8 @@ class Page:
         """Parameters for govukPagination, keeping the current filters in each link."""
         if self.pages <= 1:
             return None
-        args = request.args.to_dict()
+        # flat=False: a date filter sends day, month and year under one name; keep all three.
+        args = request.args.to_dict(flat=False)
 
         def link(n: int) -> str:
             return url_for(request.endpoint, **(request.view_args or {}), **(args | {"page": n}))

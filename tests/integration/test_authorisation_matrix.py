@@ -1,0 +1,197 @@
+"""Every route, requested by every kind of user, gets the outcome its access declaration promises.
+
+The expected outcome comes from the view's own `.access` (app/access.py) and the user's
+permissions (app/domain/users.py ROLES), so the matrix never drifts from the code. Each rule in
+app.url_map gets concrete URLs (every settings section, every allowed <action>, real ids), and the
+test fails if any endpoint is not exercised: a new route needs a way to build its URL here.
+
+GET only, so nothing changes; routes that only accept POST are posted to with a valid CSRF token
+and an empty body.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask, url_for
+from werkzeug.routing import AnyConverter, Rule
+
+from app.access import PUBLIC, SIGNED_IN
+from app.domain.audit import AuditEvent
+from app.domain.funds import visible_fund_ids
+from app.domain.ledger import LedgerEntry
+from app.domain.outbox import OutboxMessage
+from app.domain.users import Permission, User
+from app.domain.vat import VatCode
+from app.routes.admin_sections import SECTIONS
+from tests.pages import DEMO_EMAILS, csrf_token
+
+IDENTITIES = ["anonymous", "admin", "finance", "senior", "auditor", "housing", "admin-outside-demo-mode"]
+# Outside demo mode the outbox does not exist, even for those allowed to read it.
+DEMO_ONLY = {"feedback_admin.outbox", "feedback_admin.outbox_message"}
+# A route with an <int:item_id> but no <slug> names its model here.
+ITEM_MODELS = {"admin.add_vat_rate": VatCode}
+
+
+@dataclass(frozen=True)
+class Case:
+    endpoint: str
+    url: str
+    methods: frozenset[str]
+
+
+def _argument_values(rule: Rule, user: User | None, names: dict) -> list[dict]:
+    """Every combination of concrete values for the rule's arguments."""
+    choices: dict[str, list] = {}
+    for name, converter in rule._converters.items():
+        if isinstance(converter, AnyConverter):
+            choices[name] = sorted(converter.items)
+        elif name == "slug":
+            choices[name] = sorted(SECTIONS)
+        elif name == "item_id":
+            continue  # depends on the slug: filled in below
+        elif name in names:
+            choices[name] = [names[name](user)]
+        else:
+            raise AssertionError(
+                f"{rule.endpoint} ({rule.rule}): the authorisation matrix does not know how to fill <{name}>. "
+                "Add a value for it in tests/integration/test_authorisation_matrix.py"
+            )
+    combinations = [dict(zip(choices, values, strict=True)) for values in itertools.product(*choices.values())]
+    if "item_id" in rule._converters:
+        for values in combinations:
+            if "slug" in values:
+                model = SECTIONS[values["slug"]].model
+            elif rule.endpoint in ITEM_MODELS:
+                model = ITEM_MODELS[rule.endpoint]
+            else:
+                raise AssertionError(f"{rule.endpoint}: say which model its <item_id> is in ITEM_MODELS")
+            item = model.select().order_by(model.id).first()
+            assert item is not None, f"no {model.__name__} row to use for {rule.endpoint}"
+            values["item_id"] = item.id
+    return combinations
+
+
+def _receipt_for(user: User | None) -> str:
+    query = LedgerEntry.select().order_by(LedgerEntry.id)
+    if user is not None and user.can(Permission.VIEW_LEDGER):
+        query = query.where(LedgerEntry.fund.in_(list(visible_fund_ids(user))))
+    entry = query.first()
+    assert entry is not None, "the demo ledger has no entry this user can see"
+    return entry.receipt_reference
+
+
+def build_cases(app: Flask, user: User | None) -> list[Case]:
+    message = OutboxMessage.select().order_by(OutboxMessage.id).first() or OutboxMessage.create(
+        to_address="someone@demo.example.gov.uk", subject="Matrix", body="A message for the matrix"
+    )
+    names = {
+        "user_id": lambda _: User.get(User.email == DEMO_EMAILS["housing"]).id,
+        "seq": lambda _: AuditEvent.select().order_by(AuditEvent.seq).first().seq,
+        "message_id": lambda _: message.id,
+        "receipt": _receipt_for,
+    }
+    cases = []
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint == "static":
+                continue
+            for values in _argument_values(rule, user, names):
+                url = url_for(rule.endpoint, **values)
+                cases.append(Case(rule.endpoint, url, frozenset(rule.methods - {"HEAD", "OPTIONS"})))
+    return cases
+
+
+def _goes_to_sign_in(response) -> bool:
+    return response.status_code == 302 and response.location.split("?")[0].endswith("/sign-in")
+
+
+def expectation(access, user: User | None, endpoint: str, demo_mode: bool) -> str:
+    if access == PUBLIC:
+        return "public"
+    if user is None:
+        return "sign-in"
+    if access == SIGNED_IN:
+        return "allowed"
+    assert isinstance(access, Permission), f"{endpoint} has an unknown access declaration {access!r}"
+    if not user.can(access):
+        return "forbidden"
+    if endpoint in DEMO_ONLY and not demo_mode:
+        return "not-found"
+    return "allowed"
+
+
+def check(response, expected: str, what: str) -> str | None:
+    status = response.status_code
+    ok = {
+        "public": status < 500 and status != 403 and not _goes_to_sign_in(response),
+        "sign-in": _goes_to_sign_in(response),
+        "forbidden": status == 403,
+        "not-found": status == 404,
+        "allowed": status in (200, 302) and not _goes_to_sign_in(response),
+    }[expected]
+    if ok:
+        return None
+    where = f" → {response.location}" if response.status_code in (301, 302, 303) else ""
+    return f"{what}: expected {expected}, got {response.status}{where}"
+
+
+@pytest.mark.parametrize("identity", IDENTITIES)
+def test_every_route_gives_each_user_what_its_access_declaration_says(app, signed_in, identity):
+    if identity == "admin-outside-demo-mode":
+        app.config["DEMO_MODE"] = False
+    who = identity.removesuffix("-outside-demo-mode")
+    user = None if who == "anonymous" else User.get(User.email == DEMO_EMAILS[who])
+    client = app.test_client() if user is None else signed_in(who)
+    demo_mode = app.config["DEMO_MODE"]
+
+    problems = []
+    covered = set()
+    cases = build_cases(app, user)
+    for case in cases:
+        access = app.view_functions[case.endpoint].access
+        expected = expectation(access, user, case.endpoint, demo_mode)
+        if "GET" in case.methods:
+            response = client.get(case.url)
+            problem = check(response, expected, f"{identity} GET {case.url} ({case.endpoint})")
+        else:
+            # POST-only: a fresh session so that, say, signing out does not end the one used above.
+            poster = app.test_client() if user is None else signed_in(who)
+            token = csrf_token(poster.get("/sign-in" if user is None else "/change-password").get_data())
+            response = poster.post(case.url, data={"csrf_token": token})
+            problem = check(response, expected, f"{identity} POST {case.url} ({case.endpoint})")
+        covered.add(case.endpoint)
+        if problem:
+            problems.append(problem)
+
+    assert not problems, "\n".join(problems)
+    assert covered == set(app.view_functions) - {"static"}
+
+
+def test_the_matrix_covers_every_endpoint(app):
+    endpoints = {case.endpoint for case in build_cases(app, None)}
+    missing = set(app.view_functions) - {"static"} - endpoints
+    assert not missing, f"routes with no row in the authorisation matrix: {sorted(missing)}"
+    # Every settings section and every <action> value is requested, not just one of each.
+    urls = {case.url for case in build_cases(app, None)}
+    for slug in SECTIONS:
+        assert f"/admin/settings/{slug}" in urls
+    assert any(url.endswith("/reset-password") for url in urls)
+    assert any(url.endswith("/enable") for url in urls)
+
+
+def test_every_view_declares_its_access(app):
+    for endpoint, view in app.view_functions.items():
+        if endpoint == "static":
+            continue
+        assert view.access in (PUBLIC, SIGNED_IN) or isinstance(view.access, Permission), endpoint
+
+
+def test_staff_pages_all_need_sign_in(app):
+    """Nothing under the staff URL prefixes is public by mistake."""
+    staff_prefixes = ("/staff", "/admin", "/audit", "/transactions", "/change-password", "/sign-out")
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith(staff_prefixes):
+            assert app.view_functions[rule.endpoint].access != PUBLIC, rule.rule

@@ -13,6 +13,7 @@ from app.domain.ledger import LedgerEntry, ReceiptNumber
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
 from app.domain.outbox import OutboxMessage
+from app.domain.references import AccountHolder, CheckDigitConfig, ReferenceFormat, ReferenceRule
 from app.domain.users import User, UserFundGroup, UserRole
 from app.domain.vat import VatCode, VatRate
 
@@ -33,4 +34,8 @@ ALL_MODELS = [
     UserFundGroup,
     ReceiptNumber,
     LedgerEntry,
+    CheckDigitConfig,
+    ReferenceRule,
+    ReferenceFormat,
+    AccountHolder,
 ]

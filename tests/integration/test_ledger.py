@@ -330,11 +330,13 @@ def test_database_triggers_refuse_raw_update_and_delete(db, books, table, column
 def test_migration_down_removes_the_ledger_and_triggers_and_up_restores_them(db, books):
     runner = Runner(db, directory=MIGRATIONS)
     audit.record("test.event")
-    assert runner.down() == ["0002_ledger"]
+    # Later migrations (which may refer to the ledger's tables) come down first.
+    reverted = runner.down("0002_ledger")
+    assert reverted[-1] == "0002_ledger"
     assert "ledger_entry" not in db.get_tables()
     # With the triggers gone the audit trail is an ordinary table again.
     db.execute_sql('UPDATE "audit_event" SET summary = summary')
-    assert runner.up() == ["0002_ledger"]
+    assert runner.up() == list(reversed(reverted))
     with pytest.raises(DatabaseError), db.atomic():
         db.execute_sql('UPDATE "audit_event" SET summary = summary')
     assert post(request(books)).created

@@ -1,0 +1,115 @@
+"""Account reference validation: check digits, masks, fund rules and account holders.
+
+See spec/reference-validation.md. The public API:
+
+- `validate_reference(fund, reference, amount_pence=None, *, on=None, channel="public",
+  method=None, stop_override=None) -> ValidationResult` — every entry point calls this;
+- check-digit configurations: `CheckDigitConfig`, `validate_config`, `compile_check`,
+  `create_check_digit_config`, `change_check_digit_config`;
+- masks: `compile_mask`;
+- formats: `ReferenceFormat`, `add_format`, `change_format`, `remove_format`, `move_format`,
+  `clean_format`, `formats_of`; fund settings: `ReferenceRule`, `save_rule_settings`;
+- account holders: `AccountHolder`, `load_account_holders_csv`, `search_account_holders`,
+  `find_account`, `override_stop`;
+- import routing: `funds_matching`.
+"""
+
+from app.domain.references.accounts import (
+    AccountHolder,
+    LoadReport,
+    RowError,
+    StopOverride,
+    find_account,
+    load_account_holders_csv,
+    override_stop,
+    search_account_holders,
+)
+from app.domain.references.checkdigits import (
+    ALGORITHMS,
+    CheckDigitConfig,
+    CheckDigitSpec,
+    CheckResult,
+    check_character_for,
+    compile_check,
+    format_prefix_substitutions,
+    format_result_substitutions,
+    validate_config,
+)
+from app.domain.references.masks import CompiledMask, MaskFailure, compile_mask
+from app.domain.references.rules import (
+    CHARACTER_TYPES,
+    MAX_REFERENCE_LENGTH,
+    OVERPAYMENT,
+    CheckOutcome,
+    CompiledFormat,
+    ReferenceFormat,
+    ReferenceRule,
+    ValidationResult,
+    add_format,
+    change_check_digit_config,
+    change_format,
+    clean_format,
+    clear_rule_cache,
+    compile_pattern,
+    compiled_rule,
+    create_check_digit_config,
+    formats_of,
+    funds_matching,
+    move_format,
+    normalise_reference,
+    public_format_message,
+    remove_format,
+    rule_settings,
+    save_rule_settings,
+    try_references,
+    validate_reference,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "CHARACTER_TYPES",
+    "MAX_REFERENCE_LENGTH",
+    "OVERPAYMENT",
+    "AccountHolder",
+    "CheckDigitConfig",
+    "CheckDigitSpec",
+    "CheckOutcome",
+    "CheckResult",
+    "CompiledFormat",
+    "CompiledMask",
+    "LoadReport",
+    "MaskFailure",
+    "ReferenceFormat",
+    "ReferenceRule",
+    "RowError",
+    "StopOverride",
+    "ValidationResult",
+    "add_format",
+    "change_check_digit_config",
+    "change_format",
+    "check_character_for",
+    "clean_format",
+    "clear_rule_cache",
+    "compile_check",
+    "compile_mask",
+    "compile_pattern",
+    "compiled_rule",
+    "create_check_digit_config",
+    "find_account",
+    "format_prefix_substitutions",
+    "format_result_substitutions",
+    "formats_of",
+    "funds_matching",
+    "load_account_holders_csv",
+    "move_format",
+    "normalise_reference",
+    "override_stop",
+    "public_format_message",
+    "remove_format",
+    "rule_settings",
+    "save_rule_settings",
+    "search_account_holders",
+    "try_references",
+    "validate_config",
+    "validate_reference",
+]

@@ -267,6 +267,9 @@ def app(test_database):
     flask_app = test_database.app
     saved_config = dict(flask_app.config)
     leaked = False
+    from app.domain.references import clear_rule_cache
+
+    clear_rule_cache()  # a rule compiled in an earlier, rolled-back test must not survive it
     with db.atomic() as transaction:
         yield flask_app
         leaked = not _in_transaction(db)
@@ -304,3 +307,29 @@ def signed_in(app):
         return client
 
     return make
+
+
+@pytest.fixture(params=DATABASES)
+def fresh_database(request, tmp_path):
+    """A brand-new migrated, empty database bound to the models, on SQLite and on PostgreSQL.
+
+    For domain tests that need real commits (races, triggers, down migrations): nothing can
+    be deleted from the ledger or the audit trail, so each test gets a database of its own.
+    """
+    import uuid
+
+    from playhouse.migrations import Runner
+
+    from app.db import bind_database
+    from app.domain.references import clear_rule_cache
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        url = request.getfixturevalue("postgres_cluster").create_database(f"ims_fresh_{uuid.uuid4().hex[:12]}")
+    database = bind_database(url)
+    Runner(database, directory=str(Path(__file__).resolve().parents[1] / "migrations")).up()
+    clear_rule_cache()
+    yield database
+    database.close()
+    clear_rule_cache()

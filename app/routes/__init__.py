@@ -10,7 +10,33 @@ def client_ip() -> str:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.routes import admin, audit, auth, feedback_admin, ledger, pages, staff, users
+    from app.routes import (
+        accounts,
+        admin,
+        api,
+        api_keys,
+        audit,
+        auth,
+        feedback_admin,
+        ledger,
+        pages,
+        references_admin,
+        staff,
+        users,
+    )
 
-    for module in (pages, auth, staff, admin, users, audit, feedback_admin, ledger):
+    for module in (
+        pages,
+        auth,
+        staff,
+        admin,
+        references_admin,
+        accounts,
+        users,
+        api_keys,
+        api,
+        audit,
+        feedback_admin,
+        ledger,
+    ):
         app.register_blueprint(module.bp)

@@ -1,28 +1,22 @@
 """Account holders loaded from a back-office CSV extract: streamed, upserted, bad rows reported
 with line numbers, one audit event per load.
 
-SQLite by default; IMS_TEST_DATABASE_URL=postgresql://… runs the same tests on PostgreSQL.
+Every test runs on SQLite and on the PostgreSQL server the test session starts, each in a
+fresh migrated database of its own (the `fresh_database` fixture in tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import io
-import os
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from playhouse.migrations import Runner
 
-from app.db import bind_database
 from app.domain.audit import AuditEvent, verify_chain
 from app.domain.errors import DomainError
 from app.domain.funds import Fund
 from app.domain.references import (
     AccountHolder,
     add_format,
-    clear_rule_cache,
     compiled_rule,
     find_account,
     load_account_holders_csv,
@@ -31,41 +25,11 @@ from app.domain.references import (
 )
 from app.domain.users import User
 
-MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
-TEST_DATABASE_URL = "IMS_TEST_DATABASE_URL"
-
-
-def _with_database_name(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
 
 @pytest.fixture
-def db(tmp_path):
-    clear_rule_cache()
-    server_url = os.environ.get(TEST_DATABASE_URL)
-    if not server_url:
-        database = bind_database(f"sqlite:///{tmp_path / 'accounts.db'}")
-        Runner(database, directory=MIGRATIONS).up()
-        yield database
-        database.close()
-        clear_rule_cache()
-        return
-
-    import psycopg
-
-    name = f"ims_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        database = bind_database(_with_database_name(server_url, name))
-        Runner(database, directory=MIGRATIONS).up()
-        yield database
-        database.close()
-    finally:
-        clear_rule_cache()
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def db(fresh_database):
+    # A new migrated database per test, on SQLite and PostgreSQL (tests/conftest.py)
+    return fresh_database
 
 
 @pytest.fixture
@@ -219,8 +183,7 @@ def test_column_names_are_found_whatever_their_case_and_spacing(ctax):
         ("ctax", b"reference,name\nA1,\xff\xfe\n", "must be saved as UTF-8"),
     ],
 )
-def test_a_file_that_cannot_be_used_is_refused(request, fund_fixture, text, message):
-    request.getfixturevalue("db")
+def test_a_file_that_cannot_be_used_is_refused(request, db, fund_fixture, text, message):
     fund = request.getfixturevalue(fund_fixture) if fund_fixture else None
     with pytest.raises(DomainError, match=message):
         load(fund, text)

@@ -1,26 +1,22 @@
 """The ledger against a real database, migrated the way production is.
 
-SQLite by default. Set IMS_TEST_DATABASE_URL=postgresql://user@host:port/dbname to run the
-same tests on PostgreSQL: each test then gets its own throw-away database, created through
-that URL's server and dropped afterwards.
+Every test runs on SQLite and on the PostgreSQL server the test session starts, each in a
+fresh migrated database of its own (the `fresh_database` fixture in tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import threading
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from peewee import DatabaseError
 from playhouse.migrations import Runner
 
-from app.db import bind_database, is_postgres
+from app.db import is_postgres
 from app.domain import audit
 from app.domain.audit import AuditEvent
 from app.domain.errors import DomainError, ImmutableRecord
@@ -41,39 +37,13 @@ from app.domain.users import User
 from app.domain.vat import VatCode, VatRate
 
 MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
-TEST_DATABASE_URL = "IMS_TEST_DATABASE_URL"
 SUMMER_NIGHT = dt.datetime(2026, 6, 30, 23, 30)  # 00:30 on 1 July in London
 
 
-def _with_database_name(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
 @pytest.fixture
-def db(tmp_path):
-    server_url = os.environ.get(TEST_DATABASE_URL)
-    if not server_url:
-        database = bind_database(f"sqlite:///{tmp_path / 'ledger.db'}")
-        Runner(database, directory=MIGRATIONS).up()
-        yield database
-        database.close()
-        return
-
-    # Nothing can be deleted from the ledger, so each test needs a database of its own.
-    import psycopg
-
-    name = f"ims_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        database = bind_database(_with_database_name(server_url, name))
-        Runner(database, directory=MIGRATIONS).up()
-        yield database
-        database.close()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def db(fresh_database):
+    # A new migrated database per test, on SQLite and PostgreSQL (tests/conftest.py)
+    return fresh_database
 
 
 @dataclass

@@ -1,24 +1,18 @@
 """Reference rules against a real database, migrated the way production is.
 
-SQLite by default. Set IMS_TEST_DATABASE_URL=postgresql://user@host:port/dbname to run the
-same tests on PostgreSQL: each test then gets its own throw-away database.
+Every test runs on SQLite and on the PostgreSQL server the test session starts, each in a
+fresh migrated database of its own (the `fresh_database` fixture in tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import random
 import time
-import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from playhouse.migrations import Runner
 
-from app.db import bind_database
 from app.domain.audit import AuditEvent, verify_chain
 from app.domain.errors import DomainError
 from app.domain.funds import Fund
@@ -48,42 +42,13 @@ from app.domain.references import (
 from app.domain.references import rules as rules_module
 from app.domain.users import User
 
-MIGRATIONS = str(Path(__file__).resolve().parents[2] / "migrations")
-TEST_DATABASE_URL = "IMS_TEST_DATABASE_URL"
 TODAY = dt.date(2026, 7, 1)
 
 
-def _with_database_name(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
 @pytest.fixture
-def db(tmp_path):
-    clear_rule_cache()
-    server_url = os.environ.get(TEST_DATABASE_URL)
-    if not server_url:
-        database = bind_database(f"sqlite:///{tmp_path / 'references.db'}")
-        Runner(database, directory=MIGRATIONS).up()
-        yield database
-        database.close()
-        clear_rule_cache()
-        return
-
-    import psycopg
-
-    name = f"ims_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        database = bind_database(_with_database_name(server_url, name))
-        Runner(database, directory=MIGRATIONS).up()
-        yield database
-        database.close()
-    finally:
-        clear_rule_cache()
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def db(fresh_database):
+    # A new migrated database per test, on SQLite and PostgreSQL (tests/conftest.py)
+    return fresh_database
 
 
 CTAX_CHECK = {

@@ -1,0 +1,7 @@
+"""Placeholder: filled in by the issue 3 work."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__)

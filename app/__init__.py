@@ -62,6 +62,10 @@ def create_app(config: Config | str | None = None) -> Flask:
     from app.routes import register_blueprints
 
     register_blueprints(app)
+    from app.routes import api as api_routes
+
+    # API clients authenticate with bearer keys, never cookies, so CSRF cannot apply to them.
+    csrf.exempt(api_routes.bp)
     _init_errors(app)
     _check_every_route_declares_access(app)
 
@@ -90,13 +94,18 @@ def _init_request_hooks(app: Flask) -> None:
 
 
 def _force_password_change():
-    from flask import redirect, url_for
+    from flask import current_app, redirect, url_for
+
+    from app.access import PUBLIC
 
     user = g.get("user")
-    allowed = {"auth.change_password", "auth.sign_out", "static", "pages.healthz"}
-    if user is not None and user.must_change_password and request.endpoint not in allowed:
-        return redirect(url_for("auth.change_password"))
-    return None
+    if user is None or not user.must_change_password:
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    # Public pages stay readable; everything staff-only waits for the new password.
+    if request.endpoint in {"auth.change_password", "auth.sign_out"} or getattr(view, "access", None) == PUBLIC:
+        return None
+    return redirect(url_for("auth.change_password"))
 
 
 def _init_errors(app: Flask) -> None:

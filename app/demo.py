@@ -18,6 +18,7 @@ from app.domain.funds import Fund, FundGroup, set_group_funds
 from app.domain.ledger import PostingRequest, post
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
+from app.domain.references.demo import generate_valid_reference, seed_demo_reference_rules
 from app.domain.users import User, create_user
 from app.domain.vat import VatCode, VatRate, add_rate
 
@@ -185,22 +186,6 @@ PAYERS = [
 ]
 
 
-def _reference(fund_code: str, rng: random.Random) -> str:
-    if fund_code == "CTAX":
-        return f"{rng.randint(10_000_000, 99_999_999)}"
-    if fund_code == "NNDR":
-        return f"{rng.randint(100_000_000, 999_999_999)}"
-    if fund_code == "HRENT":
-        return f"HR{rng.randint(100_000, 999_999)}"
-    if fund_code == "PCN":
-        return f"DB{rng.randint(10_000_000, 99_999_999)}"
-    if fund_code == "LIB":
-        return f"2{rng.randint(10**12, 10**13 - 1)}"
-    if fund_code == "SUNDRY":
-        return f"INV{rng.randint(100_000, 999_999)}"
-    return f"C{rng.randint(10_000, 99_999)}"
-
-
 def _amount(fund_code: str, rng: random.Random) -> int:
     ranges = {
         "CTAX": (5_000, 25_000),
@@ -296,6 +281,9 @@ def seed_configuration() -> None:
             user.must_change_password = False  # demo convenience: testers sign in straight away
             user.save()
 
+    # Reference rules, check digits and a few account holders for the demo funds
+    seed_demo_reference_rules()
+
 
 def seed_ledger(entries: int = 400, days: int = 90, seed: int = 2026) -> int:
     """Post `entries` payments over the last `days` days. Returns how many were new."""
@@ -339,7 +327,7 @@ def seed_ledger(entries: int = 400, days: int = 90, seed: int = 2026) -> int:
                 PostingRequest(
                     idempotency_key=f"demo-seed-{seed}-{n}",
                     fund=funds[fund_code],
-                    account_reference=_reference(fund_code, rng),
+                    account_reference=generate_valid_reference(fund_code, rng),
                     amount_pence=_amount(fund_code, rng),
                     method=method,
                     source="staff_payment"

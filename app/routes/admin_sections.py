@@ -43,6 +43,11 @@ class Section:
     prepare_form: Callable | None = None  # fills dynamic choices
     after_save: Callable | None = None  # (item, form, actor, ip) extra work after create/change
 
+    @property
+    def plural_in_sentence(self) -> str:
+        """"Funds" -> "funds", but "VAT codes" keeps its capitals."""
+        return self.plural if self.plural[:2].isupper() else self.plural[0].lower() + self.plural[1:]
+
     def values(self, form) -> dict:
         """Model field values from a validated form."""
         names = {f for f in self.model._meta.fields}

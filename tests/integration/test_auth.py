@@ -114,10 +114,15 @@ def test_a_temporary_password_must_be_changed_before_anything_else(client):
     response = sign_in(client, "new.starter@demo.example.gov.uk", temporary)
     assert response.location == "/change-password"
 
-    for url in every_get_url(client.application, exclude={"auth.change_password", "pages.healthz"}):
+    from app.access import PUBLIC
+
+    public = {e for e, view in client.application.view_functions.items() if getattr(view, "access", None) == PUBLIC}
+    # Public pages stay readable; every staff page waits for the new password.
+    for url in every_get_url(client.application, exclude={"auth.change_password"} | public):
         response = client.get(url)
         assert response.status_code == 302, url
         assert response.location == "/change-password", url
+    assert client.get("/accessibility").status_code == 200
     page = client.get("/change-password")
     assert "You signed in with a temporary password" in main_text(page.get_data())
     assert "Transactions" not in main_text(page.get_data())  # no staff navigation yet

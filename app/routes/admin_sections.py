@@ -45,7 +45,7 @@ class Section:
 
     @property
     def plural_in_sentence(self) -> str:
-        """"Funds" -> "funds", but "VAT codes" keeps its capitals."""
+        """ "Funds" -> "funds", but "VAT codes" keeps its capitals."""
         return self.plural if self.plural[:2].isupper() else self.plural[0].lower() + self.plural[1:]
 
     def values(self, form) -> dict:

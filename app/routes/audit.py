@@ -24,7 +24,9 @@ def events():
         for r in AuditEvent.select(AuditEvent.object_type).distinct().order_by(AuditEvent.object_type)
         if r.object_type
     ]
-    form.action.choices = [("", "Anything")] + [(a, a.replace("_", " ").replace(".", ": ", 1).capitalize()) for a in actions]
+    form.action.choices = [("", "Anything")] + [
+        (a, a.replace("_", " ").replace(".", ": ", 1).capitalize()) for a in actions
+    ]
     form.object_type.choices = [("", "Anything")] + [(t, t.replace("_", " ")) for t in types]
     valid = form.validate() if request.args else True
     query = audit.filtered(

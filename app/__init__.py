@@ -102,8 +102,9 @@ def _force_password_change():
     if user is None or not user.must_change_password:
         return None
     view = current_app.view_functions.get(request.endpoint or "")
-    # Public pages stay readable; everything staff-only waits for the new password.
-    if request.endpoint in {"auth.change_password", "auth.sign_out"} or getattr(view, "access", None) == PUBLIC:
+    access = str(getattr(view, "access", ""))
+    # Public pages and the API (bearer keys, not sessions) are not held back; staff pages wait for the new password.
+    if request.endpoint in {"auth.change_password", "auth.sign_out"} or access == PUBLIC or access.startswith("api:"):
         return None
     return redirect(url_for("auth.change_password"))
 
@@ -115,6 +116,11 @@ def _init_errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error):
+        if request.path.startswith("/api/"):
+            # API clients get JSON for every error, routing errors (404, 405) included.
+            from app.access import api_error
+
+            return api_error(error.code or 500, error.name.lower().replace(" ", "_"), error.description or error.name)
         template = {
             400: "errors/400.html",
             403: "errors/403.html",
@@ -127,6 +133,10 @@ def _init_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def server_error(error):
         log.exception("Unhandled error on %s %s", request.method, request.path)
+        if request.path.startswith("/api/"):
+            from app.access import api_error
+
+            return api_error(500, "server_error", "Something went wrong on our side. Nothing was changed.")
         try:
             database.rollback() if database.in_transaction() else None
         except Exception:  # the connection itself may be broken

@@ -4,6 +4,8 @@ Every view declares its access with exactly one of these decorators:
   @public                 anyone, signed in or not
   @signed_in              any signed-in staff user (e.g. change password, sign out)
   @requires(Permission.X) a signed-in user whose roles grant X
+  @api_key("scope")       a request with a live API key that has the scope (no session;
+                          access value "api:<scope>"; failures are JSON 401/403)
 `create_app()` refuses to start if any route has no declaration, so nothing is
 reachable by accident. The authorisation matrix test reads the same declarations.
 """
@@ -13,13 +15,14 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, g, jsonify, redirect, request, session, url_for
 
 from app.db import utcnow
 from app.domain.users import Permission, User
 
 PUBLIC = "public"
 SIGNED_IN = "signed_in"
+API_KEY_PREFIX = "api:"
 
 
 def _declare(view, access):
@@ -54,6 +57,37 @@ def requires(permission: Permission):
         return _declare(wrapper, permission)
 
     return decorator
+
+
+def api_key(scope: str):
+    """An API route: the caller proves itself with `Authorization: Bearer <key>`, never a cookie."""
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            from app.domain.api_keys import ApiKeyForbidden, ApiKeyRefused, authenticate_api_key
+
+            try:
+                g.api_key = authenticate_api_key(request.headers.get("Authorization"), scope)
+            except (ApiKeyRefused, ApiKeyForbidden) as exc:
+                return api_error(exc.status, exc.code, exc.message)
+            return view(*args, **kwargs)
+
+        return _declare(wrapper, API_KEY_PREFIX + scope)
+
+    return decorator
+
+
+def api_error(status: int, code: str, message: str, field: str | None = None):
+    error = {"code": code, "message": message}
+    if field:
+        error["field"] = field
+    response = jsonify({"error": error})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
 
 
 def _to_sign_in():

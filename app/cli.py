@@ -84,3 +84,44 @@ def register_cli(app: Flask) -> None:
             err=True,
         )
         sys.exit(1)
+
+    @app.cli.command("load-accounts")
+    @click.option(
+        "--fund", "fund_code", default=None, help="Load every row into this fund (else the file has a fund column)."
+    )
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    def load_accounts_command(fund_code, path):
+        """Load account holders from a back-office CSV extract (upsert); exit 1 if the file is refused."""
+        from app.domain.errors import DomainError
+        from app.domain.funds import Fund
+        from app.domain.references import load_account_holders_csv
+
+        fund = None
+        if fund_code:
+            fund = Fund.get_or_none(Fund.code == fund_code.strip().upper())
+            if fund is None:
+                click.echo(f"There is no fund with the code {fund_code}", err=True)
+                sys.exit(1)
+        try:
+            with path.open("rb") as file:
+                report = load_account_holders_csv(fund, file, None, file_name=path.name)
+        except DomainError as exc:
+            click.echo(f"The file was refused: {exc.message}", err=True)
+            sys.exit(1)
+        click.echo(
+            f"Rows read: {report.rows:,}. Added: {report.inserted:,}. Updated: {report.updated:,}. "
+            f"Unchanged: {report.unchanged:,}. Rows with errors: {report.error_count:,}."
+        )
+        if report.format_warning_count:
+            click.echo(
+                f"References that do not match the fund's formats (loaded anyway): {report.format_warning_count:,}"
+            )
+        if report.ignored_columns:
+            click.echo(f"Columns ignored: {', '.join(report.ignored_columns)}")
+        for error in report.errors[:20]:
+            click.echo(f"  {error}")
+        if report.error_count > 20:
+            click.echo(f"  … and {report.error_count - 20:,} more")
+        if report.fatal:
+            click.echo(f"The load stopped part way: {report.fatal}", err=True)
+            sys.exit(1)

@@ -5,6 +5,7 @@ writes the next numbered file in migrations/ from the difference between the mod
 and a database migrated to the latest version. Read it, then commit it.
 """
 
+from app.domain.api_keys import ApiKey
 from app.domain.audit import AuditEvent
 from app.domain.council import CouncilSettings
 from app.domain.feedback import Feedback
@@ -38,4 +39,5 @@ ALL_MODELS = [
     ReferenceRule,
     ReferenceFormat,
     AccountHolder,
+    ApiKey,
 ]

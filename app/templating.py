@@ -15,6 +15,7 @@ from app.domain.vat import format_rate
 STAFF_NAVIGATION = [
     ("Home", "staff.home", None),
     ("Transactions", "ledger.entries", Permission.VIEW_LEDGER),
+    ("Accounts", "accounts.search", Permission.VIEW_LEDGER),
     ("Settings", "admin.settings_index", Permission.VIEW_CONFIG),
     ("Users", "users.list_users", Permission.MANAGE_USERS),
     ("Audit trail", "audit.events", Permission.VIEW_AUDIT),

@@ -18,11 +18,13 @@ import pytest
 from flask import Flask, url_for
 from werkzeug.routing import AnyConverter, Rule
 
-from app.access import PUBLIC, SIGNED_IN
+from app.access import API_KEY_PREFIX, PUBLIC, SIGNED_IN
+from app.domain.api_keys import ApiKey, create_api_key
 from app.domain.audit import AuditEvent
 from app.domain.funds import visible_fund_ids
 from app.domain.ledger import LedgerEntry
 from app.domain.outbox import OutboxMessage
+from app.domain.references import AccountHolder, CheckDigitConfig, ReferenceFormat
 from app.domain.users import Permission, User
 from app.domain.vat import VatCode
 from app.routes.admin_sections import SECTIONS
@@ -83,6 +85,15 @@ def _receipt_for(user: User | None) -> str:
     return entry.receipt_reference
 
 
+def _account_for(user: User | None) -> int:
+    query = AccountHolder.select().order_by(AccountHolder.on_stop_message.desc(), AccountHolder.id)
+    if user is not None and user.can(Permission.VIEW_LEDGER):
+        query = query.where(AccountHolder.fund.in_(list(visible_fund_ids(user))))
+    account = query.first()
+    assert account is not None, "the demo council has no account holder this user can see"
+    return account.id
+
+
 def build_cases(app: Flask, user: User | None) -> list[Case]:
     message = OutboxMessage.select().order_by(OutboxMessage.id).first() or OutboxMessage.create(
         to_address="someone@demo.example.gov.uk", subject="Matrix", body="A message for the matrix"
@@ -91,7 +102,12 @@ def build_cases(app: Flask, user: User | None) -> list[Case]:
         "user_id": lambda _: User.get(User.email == DEMO_EMAILS["housing"]).id,
         "seq": lambda _: AuditEvent.select().order_by(AuditEvent.seq).first().seq,
         "message_id": lambda _: message.id,
+        "key_id": lambda _: (ApiKey.select().first() or create_api_key(None, "Matrix", ["references:validate"])[0]).id,
         "receipt": _receipt_for,
+        "account_id": _account_for,
+        "config_id": lambda _: CheckDigitConfig.select().order_by(CheckDigitConfig.id).first().id,
+        "format_id": lambda _: ReferenceFormat.select().order_by(ReferenceFormat.id).first().id,
+        "fund_id": lambda _: ReferenceFormat.select().order_by(ReferenceFormat.id).first().fund_id,
     }
     cases = []
     with app.test_request_context():
@@ -111,6 +127,8 @@ def _goes_to_sign_in(response) -> bool:
 def expectation(access, user: User | None, endpoint: str, demo_mode: bool) -> str:
     if access == PUBLIC:
         return "public"
+    if isinstance(access, str) and access.startswith(API_KEY_PREFIX):
+        return "api-key"  # no key sent: refused, whatever the session says
     if user is None:
         return "sign-in"
     if access == SIGNED_IN:
@@ -129,6 +147,7 @@ def check(response, expected: str, what: str) -> str | None:
         "public": status < 500 and status != 403 and not _goes_to_sign_in(response),
         "sign-in": _goes_to_sign_in(response),
         "forbidden": status == 403,
+        "api-key": status == 401 and response.is_json and "Bearer" in response.headers.get("WWW-Authenticate", ""),
         "not-found": status == 404,
         "allowed": status in (200, 302) and not _goes_to_sign_in(response),
     }[expected]
@@ -186,7 +205,11 @@ def test_every_view_declares_its_access(app):
     for endpoint, view in app.view_functions.items():
         if endpoint == "static":
             continue
-        assert view.access in (PUBLIC, SIGNED_IN) or isinstance(view.access, Permission), endpoint
+        assert (
+            view.access in (PUBLIC, SIGNED_IN)
+            or isinstance(view.access, Permission)
+            or view.access.startswith(API_KEY_PREFIX)
+        ), endpoint
 
 
 def test_staff_pages_all_need_sign_in(app):

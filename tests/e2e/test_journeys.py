@@ -137,7 +137,8 @@ def test_staff_journey(journey: Journey):
     filter_results(journey, "Apply filters", "/audit", "audit-filtered")
     rows = page.locator("#results tbody tr")
     expect(rows.first).to_contain_text(f"Added user browser.{journey.mode}@demo.example.gov.uk")
-    expect(page.locator("#results-status")).to_contain_text("1 event found")
+    # Both runs (JavaScript on and off) add a user to the same server, so the count is 1 or 2.
+    expect(page.locator("#results-status")).to_have_text(re.compile(r"^\s*[12] events? found\s*$"))
     assert "actor=admin" in page.url  # the filter is in the address, with or without JavaScript
 
     rows.first.get_by_role("link").click()

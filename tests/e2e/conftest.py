@@ -3,7 +3,7 @@
 - The server is werkzeug's, in a background thread, on 127.0.0.1 and a free port, with its own
   migrated and seeded SQLite file (create_app("testing")). Browser tests commit for real, so each
   test uses names of its own (codes, e-mail addresses) rather than rolling back.
-- Chromium is /usr/bin/chromium (apt-get install chromium). Never `playwright install`.
+- Chromium is /usr/bin/chromium (apt-get install chromium). Never let Playwright download a browser of its own.
 - `Journey.check()` runs axe-core (WCAG 2.0/2.1/2.2 A and AA tags, no rule disabled) on the page
   and saves a full-page screenshot to test-results/screenshots/. A page seen with JavaScript off
   is checked by loading its HTML (scripts removed) into a JavaScript-enabled page at the same URL.
@@ -63,7 +63,7 @@ def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"{CHROMIUM} is missing: install Debian's Chromium (apt-get install -y chromium, or make system-deps). "
-            "Do not run `playwright install`.",
+            "Playwright must not download a browser of its own here.",
             pytrace=False,
         )
     with sync_playwright() as playwright:

@@ -145,22 +145,6 @@ class VatCodeForm(FlaskForm):
     submit = SubmitField("Continue", widget=GovSubmitInput())
 
 
-class VatCodeAddForm(VatCodeForm):
-    rate = StringField(
-        "Rate (%)",
-        widget=GovTextInput(),
-        filters=[strip_filter],
-        description="For example 20 or 17.5",
-        validators=[InputRequired(message="Enter the VAT rate as a percentage")],
-    )
-    effective_from = UkDateField(
-        "In force from",
-        description="For example, 4 1 2011",
-        validators=[InputRequired(message="Enter the date the rate is in force from")],
-    )
-    submit = SubmitField("Continue", widget=GovSubmitInput())
-
-
 class VatRateForm(FlaskForm):
     rate = StringField(
         "Rate (%)",
@@ -175,6 +159,12 @@ class VatRateForm(FlaskForm):
         validators=[InputRequired(message="Enter the date the rate is in force from")],
     )
     submit = SubmitField("Add rate", widget=GovSubmitInput())
+
+
+class VatCodeAddForm(VatCodeForm, VatRateForm):
+    """Adding a VAT code asks for its first rate too."""
+
+    submit = SubmitField("Continue", widget=GovSubmitInput())
 
 
 def _limits_check(form):

@@ -7,8 +7,7 @@ entries refer to is disabled instead. Viewing needs VIEW_CONFIG, changing MANAGE
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from werkzeug.datastructures import MultiDict
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from app.access import requires
 from app.domain.configuration import change_config, create_config
@@ -19,6 +18,7 @@ from app.domain.users import Permission
 from app.domain.vat import VatCode, add_rate, format_rate, parse_percentage
 from app.forms.settings import ConfirmForm, CouncilSettingsForm, VatRateForm
 from app.routes import client_ip
+from app.routes.add_journey import answers_form, forget_answers, keep_answers, show_domain_error, waiting_form
 from app.routes.admin_sections import SECTIONS, Section
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/settings")
@@ -34,6 +34,10 @@ def _section(slug: str) -> Section:
     return section
 
 
+def _answers_key(slug: str) -> str:
+    return f"add_{slug}"
+
+
 def _item(section: Section, item_id: int):
     item = section.model.get_or_none(section.model.id == item_id)
     if item is None:
@@ -42,10 +46,7 @@ def _item(section: Section, item_id: int):
 
 
 def _apply_domain_error(form, exc: DomainError) -> None:
-    target = getattr(form, exc.field, None) if exc.field else None
-    if target is None:
-        target = form.name if hasattr(form, "name") else form.submit
-    target.errors = list(target.errors) + [exc.message]
+    show_domain_error(form, exc, fallback="name" if hasattr(form, "name") else "submit")
 
 
 def _extras(section: Section, item=None, form=None) -> dict:
@@ -124,24 +125,14 @@ def list_items(slug):
 @requires(MANAGE)
 def add_item(slug):
     section = _section(slug)
-    pending = session.get("pending_add", {}).get(slug)
-    form_class = section.form_class(adding=True)
-    # Coming back from "Change" on the check page: show their answers again
-    form = (
-        form_class(formdata=MultiDict(pending))
-        if request.method == "GET" and pending and request.args.get("change")
-        else form_class()
-    )
+    form = answers_form(section.form_class(adding=True), _answers_key(slug))
     if section.prepare_form:
         section.prepare_form(form)
     if form.validate_on_submit():
         if section.model.by_code(form.code.data) is not None:
             form.code.errors.append(f"A {section.singular} with code {form.code.data} already exists")
         else:
-            data = request.form.to_dict(flat=False)
-            data.pop("csrf_token", None)
-            session.setdefault("pending_add", {})[slug] = data
-            session.modified = True
+            keep_answers(_answers_key(slug))
             return redirect(url_for("admin.check_item", slug=slug))
     return render_template("admin/form.html", section=section, form=form, adding=True)
 
@@ -150,13 +141,8 @@ def add_item(slug):
 @requires(MANAGE)
 def check_item(slug):
     section = _section(slug)
-    pending = session.get("pending_add", {}).get(slug)
-    if not pending:
-        return redirect(url_for("admin.add_item", slug=slug))
-    form = section.form_class(adding=True)(formdata=MultiDict(pending), meta={"csrf": False})
-    if section.prepare_form:
-        section.prepare_form(form)
-    if not form.validate():
+    form = waiting_form(section.form_class(adding=True), _answers_key(slug), section.prepare_form)
+    if form is None:
         return redirect(url_for("admin.add_item", slug=slug))
     confirm = ConfirmForm()
     if confirm.validate_on_submit():
@@ -167,8 +153,7 @@ def check_item(slug):
         except DomainError as exc:
             flash(exc.message, "info")
             return redirect(url_for("admin.add_item", slug=slug))
-        session.get("pending_add", {}).pop(slug, None)
-        session.modified = True
+        forget_answers(_answers_key(slug))
         flash(f"{section.singular[0].upper() + section.singular[1:]} {item.code} {item.name} added", "success")
         return redirect(url_for("admin.view_item", slug=slug, item_id=item.id))
     values = section.values(form) | _extras(section, form=form)

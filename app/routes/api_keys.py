@@ -5,8 +5,7 @@ Keys let other systems into the API, so managing them is configuration: MANAGE_C
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from werkzeug.datastructures import MultiDict
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 
 from app.access import requires
 from app.domain.api_keys import SCOPES, ApiKey, create_api_key, revoke_api_key
@@ -15,6 +14,7 @@ from app.domain.users import Permission
 from app.forms.api_keys import ApiKeyForm
 from app.forms.settings import ConfirmForm
 from app.routes import client_ip
+from app.routes.add_journey import answers_form, forget_answers, keep_answers, waiting_form
 
 bp = Blueprint("api_keys", __name__, url_prefix="/admin/api-keys")
 MANAGE = Permission.MANAGE_CONFIG
@@ -38,14 +38,9 @@ def list_keys():
 @bp.route("/add", methods=["GET", "POST"])
 @requires(MANAGE)
 def add_key():
-    pending = session.get(PENDING)
-    form = (
-        ApiKeyForm(formdata=MultiDict(pending))
-        if request.method == "GET" and pending and request.args.get("change")
-        else ApiKeyForm()
-    )
+    form = answers_form(ApiKeyForm, PENDING)
     if form.validate_on_submit():
-        session[PENDING] = {"name": [form.name.data], "scopes": list(form.scopes.data)}
+        keep_answers(PENDING)
         return redirect(url_for("api_keys.check_key"))
     return render_template("api_keys/form.html", form=form)
 
@@ -53,11 +48,8 @@ def add_key():
 @bp.route("/add/check", methods=["GET", "POST"])
 @requires(MANAGE)
 def check_key():
-    pending = session.get(PENDING)
-    if not pending:
-        return redirect(url_for("api_keys.add_key"))
-    form = ApiKeyForm(formdata=MultiDict(pending), meta={"csrf": False})
-    if not form.validate():
+    form = waiting_form(ApiKeyForm, PENDING)
+    if form is None:
         return redirect(url_for("api_keys.add_key"))
     confirm = ConfirmForm()
     if confirm.validate_on_submit():
@@ -66,7 +58,7 @@ def check_key():
         except DomainError as exc:
             flash(exc.message, "info")
             return redirect(url_for("api_keys.add_key"))
-        session.pop(PENDING, None)
+        forget_answers(PENDING)
         response = render_template("api_keys/created.html", key=key, secret=secret, scopes=SCOPES)
         # The only page that ever holds the key: keep it out of every cache and history.
         return response, 200, {"Cache-Control": "no-store"}

@@ -8,7 +8,6 @@ process recompile the fund's rule. Viewing and trying need VIEW_CONFIG, changing
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from werkzeug.datastructures import MultiDict
 
 from app.access import requires
 from app.domain.errors import DomainError
@@ -44,6 +43,7 @@ from app.forms.references import (
 )
 from app.forms.settings import ConfirmForm
 from app.routes import client_ip
+from app.routes.add_journey import answers_form, forget_answers, keep_answers, show_domain_error, waiting_form
 
 bp = Blueprint("references_admin", __name__, url_prefix="/admin/settings/references")
 
@@ -65,14 +65,6 @@ CHECK_NAMES = {
     "on_stop": "Account on stop",
     "overpayment": "Overpayment",
 }
-
-
-def _apply_domain_error(form, exc: DomainError, *, aliases: dict | None = None, fallback: str = "submit") -> None:
-    name = (aliases or {}).get(exc.field, exc.field) if exc.field else None
-    target = getattr(form, name, None) if name else None
-    if target is None:
-        target = getattr(form, fallback)
-    target.errors = list(target.errors) + [exc.message]
 
 
 def _config(config_id: int) -> CheckDigitConfig:
@@ -143,22 +135,16 @@ def configs():
 @bp.route("/check-digits/add", methods=["GET", "POST"])
 @requires(MANAGE)
 def add_config():
-    pending = session.get(PENDING)
-    if request.method == "GET" and pending and request.args.get("change"):
-        form = CheckDigitConfigForm(formdata=MultiDict(pending))
-    else:
-        form = CheckDigitConfigForm()
+    form = answers_form(CheckDigitConfigForm, PENDING)
     if form.validate_on_submit():
         try:
             if CheckDigitConfig.by_code(form.code.data) is not None:
                 raise DomainError(f"A check-digit configuration with code {form.code.data} already exists", "code")
             validate_config(form.values())
         except DomainError as exc:
-            _apply_domain_error(form, exc)
+            show_domain_error(form, exc)
         else:
-            data = request.form.to_dict(flat=False)
-            data.pop("csrf_token", None)
-            session[PENDING] = data
+            keep_answers(PENDING)
             return redirect(url_for("references_admin.check_config"))
     return render_template("references/config_form.html", form=form, adding=True)
 
@@ -166,11 +152,10 @@ def add_config():
 @bp.route("/check-digits/add/check", methods=["GET", "POST"])
 @requires(MANAGE)
 def check_config():
-    pending = session.get(PENDING)
-    if not pending:
+    if not session.get(PENDING):
         return redirect(url_for("references_admin.add_config"))
-    form = CheckDigitConfigForm(formdata=MultiDict(pending), meta={"csrf": False})
-    if not form.validate():
+    form = waiting_form(CheckDigitConfigForm, PENDING)
+    if form is None:
         return redirect(url_for("references_admin.add_config", change=1))
     values = form.values()
     confirm = ConfirmForm()
@@ -180,7 +165,7 @@ def check_config():
         except DomainError as exc:
             flash(exc.message, "info")
             return redirect(url_for("references_admin.add_config", change=1))
-        session.pop(PENDING, None)
+        forget_answers(PENDING)
         flash(f"Check-digit configuration {config.code} {config.name} added", "success")
         return redirect(url_for("references_admin.view_config", config_id=config.id))
     try:
@@ -224,7 +209,7 @@ def change_config(config_id):
         try:
             change_check_digit_config(config, g.user, values, ip_address=client_ip())
         except DomainError as exc:
-            _apply_domain_error(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Check-digit configuration {config.code} saved", "success")
             return redirect(url_for("references_admin.view_config", config_id=config.id))
@@ -331,7 +316,7 @@ def add_format(fund_id):
         try:
             fmt = add_reference_format(fund, g.user, form.values(), ip_address=client_ip())
         except DomainError as exc:
-            _apply_domain_error(form, exc, aliases=FORMAT_FIELDS, fallback="label")
+            show_domain_error(form, exc, aliases=FORMAT_FIELDS, fallback="label")
         else:
             flash(f"Format “{fmt.label}” added to {fund.name}", "success")
             return redirect(url_for("references_admin.fund_rule", fund_id=fund.id))
@@ -354,7 +339,7 @@ def change_reference_format(fund_id, format_id):
         try:
             change_format(fmt, g.user, form.values(), ip_address=client_ip())
         except DomainError as exc:
-            _apply_domain_error(form, exc, aliases=FORMAT_FIELDS, fallback="label")
+            show_domain_error(form, exc, aliases=FORMAT_FIELDS, fallback="label")
         else:
             flash(f"Format “{fmt.label}” saved", "success")
             return redirect(url_for("references_admin.fund_rule", fund_id=fund.id))
@@ -403,7 +388,7 @@ def change_settings(fund_id):
                 ip_address=client_ip(),
             )
         except DomainError as exc:
-            _apply_domain_error(form, exc)
+            show_domain_error(form, exc)
         else:
             flash(f"Reference settings for {fund.name} saved", "success")
             return redirect(url_for("references_admin.fund_rule", fund_id=fund.id))

@@ -3,8 +3,7 @@ change roles and fund groups, disable/enable, reset password."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
-from werkzeug.datastructures import MultiDict
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from app.access import requires
 from app.domain.errors import DomainError
@@ -14,9 +13,11 @@ from app.email import send_email
 from app.forms.settings import ConfirmForm
 from app.forms.users import ChangeUserForm, UserForm
 from app.routes import client_ip
+from app.routes.add_journey import answers_form, forget_answers, keep_answers, waiting_form
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
 MANAGE = Permission.MANAGE_USERS
+ANSWERS = "add_user"
 
 
 def _prepare(form) -> None:
@@ -44,20 +45,13 @@ def list_users():
 @bp.route("/add", methods=["GET", "POST"])
 @requires(MANAGE)
 def add_user():
-    pending = session.get("pending_user")
-    form = (
-        UserForm(formdata=MultiDict(pending))
-        if request.method == "GET" and pending and request.args.get("change")
-        else UserForm()
-    )
+    form = answers_form(UserForm, ANSWERS)
     _prepare(form)
     if form.validate_on_submit():
         if User.get_or_none(User.email == form.email.data.lower()):
             form.email.errors.append("A user with this e-mail address already exists")
         else:
-            data = request.form.to_dict(flat=False)
-            data.pop("csrf_token", None)
-            session["pending_user"] = data
+            keep_answers(ANSWERS)
             return redirect(url_for("users.check_user"))
     return render_template("users/form.html", form=form, adding=True)
 
@@ -65,12 +59,8 @@ def add_user():
 @bp.route("/add/check", methods=["GET", "POST"])
 @requires(MANAGE)
 def check_user():
-    pending = session.get("pending_user")
-    if not pending:
-        return redirect(url_for("users.add_user"))
-    form = UserForm(formdata=MultiDict(pending), meta={"csrf": False})
-    _prepare(form)
-    if not form.validate():
+    form = waiting_form(UserForm, ANSWERS, _prepare)
+    if form is None:
         return redirect(url_for("users.add_user"))
     confirm = ConfirmForm()
     if confirm.validate_on_submit():
@@ -86,7 +76,7 @@ def check_user():
         except DomainError as exc:
             flash(exc.message, "info")
             return redirect(url_for("users.add_user"))
-        session.pop("pending_user", None)
+        forget_answers(ANSWERS)
         send_email(
             to=user.email,
             purpose="account_created",

@@ -63,9 +63,13 @@ def create_app(config: Config | str | None = None) -> Flask:
 
     register_blueprints(app)
     from app.routes import api as api_routes
+    from app.routes import webhooks as webhook_routes
 
-    # API clients authenticate with bearer keys, never cookies, so CSRF cannot apply to them.
+    # API clients authenticate with bearer keys, never cookies, so CSRF cannot apply to them;
+    # GOV.UK Pay's webhooks are signed (Pay-Signature) instead.
     csrf.exempt(api_routes.bp)
+    csrf.exempt(webhook_routes.bp)
+    _init_govuk_pay(app)
     _init_errors(app)
     _check_every_route_declares_access(app)
 
@@ -73,6 +77,16 @@ def create_app(config: Config | str | None = None) -> Flask:
 
     register_cli(app)
     return app
+
+
+def _init_govuk_pay(app: Flask) -> None:
+    from app.integrations.govuk_pay.accounts import PayGateway
+
+    app.extensions["govuk_pay"] = PayGateway(
+        app.config["GOVUK_PAY_ACCOUNTS"],
+        app.config["GOVUK_PAY_BASE_URL"],
+        transport=app.config.get("GOVUK_PAY_TRANSPORT"),
+    )
 
 
 def _init_request_hooks(app: Flask) -> None:

@@ -50,6 +50,21 @@ class Config:
         self.HUEY_IMMEDIATE = _bool("HUEY_IMMEDIATE", False)
         # Demo mode shows the demo sign-ins and lets administrators read the outbox.
         self.DEMO_MODE = _bool("DEMO_MODE", False)
+        # GOV.UK Pay: one API key per account (GOVUK_PAY_API_KEY, GOVUK_PAY_API_KEY_<NAME>), see
+        # app/integrations/govuk_pay/accounts.py. The base URL points at the emulator in the demo.
+        from app.integrations.govuk_pay.accounts import accounts_from_environment
+        from app.integrations.govuk_pay.client import DEFAULT_BASE_URL
+
+        self.GOVUK_PAY_BASE_URL = os.environ.get("GOVUK_PAY_BASE_URL", "") or DEFAULT_BASE_URL
+        self.GOVUK_PAY_ACCOUNTS = accounts_from_environment()
+        # Where GOV.UK Pay's card pages are: the citizen's form posts are redirected there,
+        # so the Content Security Policy's form-action must allow it on the pages that do so.
+        self.GOVUK_PAY_PAGE_ORIGIN = (
+            os.environ.get("GOVUK_PAY_PAGE_ORIGIN", "") or "https://www.payments.service.gov.uk"
+        )
+        # The address citizens reach this service at, for GOV.UK Pay's return URL
+        # (blank: taken from the request, which is right unless a proxy rewrites the host).
+        self.PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "").rstrip("/")
         # Behind a TLS-terminating proxy, trust X-Forwarded-Proto/For from this many proxies.
         self.PROXY_COUNT = _int("PROXY_COUNT", 0)
 
@@ -70,6 +85,13 @@ class DevelopmentConfig(Config):
         self.DEMO_MODE = _bool("DEMO_MODE", True)
 
 
+# (account name, API key, webhook secret) used by the tests' emulator and app alike.
+TEST_PAY_ACCOUNTS = (
+    ("default", "api_test_default_0123456789abcdefghijklmnop", "webhook-secret-default-0123456789"),
+    ("parking", "api_test_parking_0123456789abcdefghijklmnop", "webhook-secret-parking-0123456789"),
+)
+
+
 class TestingConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
@@ -81,6 +103,12 @@ class TestingConfig(Config):
         self.HUEY_IMMEDIATE = True
         self.DEMO_MODE = True
         self.NOTIFY_API_KEY = ""
+        # Tests talk to the built-in emulator in-process (tests/govuk_pay_emulator.py).
+        from app.integrations.govuk_pay.accounts import PayAccount
+
+        self.GOVUK_PAY_BASE_URL = "http://govuk-pay.test"
+        self.GOVUK_PAY_PAGE_ORIGIN = "http://govuk-pay.test"
+        self.GOVUK_PAY_ACCOUNTS = {name: PayAccount(name, key, secret) for name, key, secret in TEST_PAY_ACCOUNTS}
 
 
 CONFIGS = {"development": DevelopmentConfig, "production": Config, "testing": TestingConfig}

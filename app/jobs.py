@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from dotenv import load_dotenv
-from huey import RedisHuey, SqliteHuey
+from huey import RedisHuey, SqliteHuey, crontab
 
 from app.config import load_config
 
@@ -46,3 +46,60 @@ def deliver_email(message_id: int) -> None:
     if message is None or message.status == "sent":
         return  # idempotent: a retried job never sends twice
     deliver(message, api_key=_config.NOTIFY_API_KEY, template_id=_config.NOTIFY_EMAIL_TEMPLATE_ID)
+
+
+_gateway = None
+
+
+def pay_gateway():
+    """One PayGateway per worker process (clients keep their connections open)."""
+    global _gateway
+    if _gateway is None:
+        from app.integrations.govuk_pay.accounts import PayGateway
+
+        _gateway = PayGateway(_config.GOVUK_PAY_ACCOUNTS, _config.GOVUK_PAY_BASE_URL)
+    return _gateway
+
+
+def _client_for(name: str):
+    # In the web process (and in tests, where jobs run at once) use the app's gateway.
+    try:
+        from flask import current_app
+
+        return current_app.extensions["govuk_pay"].client(name)
+    except RuntimeError:  # no app context: a worker process
+        return pay_gateway().client(name)
+
+
+def _queue_receipt(message) -> None:
+    if message is None or not (_config.NOTIFY_API_KEY and _config.NOTIFY_EMAIL_TEMPLATE_ID):
+        return
+    from app.domain.outbox import OutboxMessage
+
+    OutboxMessage.update(status="queued").where(
+        (OutboxMessage.id == message.id) & (OutboxMessage.status == "stored")
+    ).execute()
+    deliver_email(message.id)
+
+
+@huey.task(retries=3, retry_delay=30)
+def process_govuk_pay_webhook(message_id: int) -> str:
+    """Apply one stored webhook message by re-reading its payment from GOV.UK Pay."""
+    _bind()
+    from app.domain.payments import WebhookMessage, process_webhook
+
+    message = WebhookMessage.get_or_none(WebhookMessage.id == message_id)
+    if message is None:
+        return "missing"
+    outcome = process_webhook(message, _client_for, _queue_receipt)
+    return outcome
+
+
+@huey.periodic_task(crontab(minute="*"))
+def recover_govuk_pay_payments() -> dict:
+    """Every minute: re-check the unfinished payments that are due (see payments._check_delay)."""
+    _bind()
+    from app.domain.payments import recover_payments
+
+    report = recover_payments(_client_for, on_receipt=_queue_receipt)
+    return {"checked": report.checked, "finished": report.finished, "errors": report.errors}

@@ -14,6 +14,7 @@ from app.domain.ledger import LedgerEntry, ReceiptNumber
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
 from app.domain.outbox import OutboxMessage
+from app.domain.payments import Payment, PaymentEvent, PaymentItem, WebhookMessage
 from app.domain.references import AccountHolder, CheckDigitConfig, ReferenceFormat, ReferenceRule
 from app.domain.users import User, UserFundGroup, UserRole
 from app.domain.vat import VatCode, VatRate
@@ -40,4 +41,8 @@ ALL_MODELS = [
     ReferenceFormat,
     AccountHolder,
     ApiKey,
+    Payment,
+    PaymentItem,
+    PaymentEvent,
+    WebhookMessage,
 ]

@@ -19,6 +19,8 @@ def init_security(app: Flask) -> None:
     @app.after_request
     def set_security_headers(response):
         nonce = csp_nonce()
+        # Pages whose forms are answered with a redirect to GOV.UK Pay's card page add its origin.
+        form_action = " ".join(["'self'", *g.get("form_action_origins", ())])
         response.headers["Content-Security-Policy"] = "; ".join(
             [
                 "default-src 'self'",
@@ -29,7 +31,7 @@ def init_security(app: Flask) -> None:
                 "connect-src 'self'",
                 "object-src 'none'",
                 "base-uri 'none'",
-                "form-action 'self'",
+                f"form-action {form_action}",
                 "frame-ancestors 'none'",
             ]
         )

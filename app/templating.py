@@ -15,6 +15,7 @@ from app.domain.vat import format_rate
 STAFF_NAVIGATION = [
     ("Home", "staff.home", None),
     ("Transactions", "ledger.entries", Permission.VIEW_LEDGER),
+    ("Card payments", "payments.attempts", Permission.VIEW_LEDGER),
     ("Accounts", "accounts.search", Permission.VIEW_LEDGER),
     ("Settings", "admin.settings_index", Permission.VIEW_CONFIG),
     ("Users", "users.list_users", Permission.MANAGE_USERS),
@@ -38,6 +39,7 @@ def init_templating(app: Flask) -> None:
     app.jinja_env.filters["london_datetime"] = london_datetime
     app.jinja_env.filters["uk_date"] = uk_date
     app.jinja_env.filters["vat_rate"] = format_rate
+    app.jinja_env.globals["Permission"] = Permission
 
     @app.context_processor
     def inject_common():

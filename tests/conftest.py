@@ -52,6 +52,9 @@ from flask.testing import FlaskClient  # noqa: E402
 
 from tests.pages import DEMO_EMAILS, DEMO_PASSWORD, page_problems, sign_in  # noqa: E402
 
+# The GOV.UK Pay emulator's fixtures (govuk_pay_emulator, live_govuk_pay_emulator, …).
+pytest_plugins = ["tests.govuk_pay_emulator"]
+
 DATABASES = ["sqlite", "postgresql"]
 
 

@@ -26,6 +26,8 @@ PREFIX_LENGTH = 8
 # Scopes a key can be given: code → what it allows, in words for the admin pages.
 SCOPES: dict[str, str] = {
     "references:validate": "Validate account references (POST /api/v1/references/validate)",
+    "payments:create": "Start card payments for citizens (POST /api/v1/payments)",
+    "payments:read": "Read the status of card payments this key started (GET /api/v1/payments/…)",
 }
 # Writing last_used_at on every call would turn each read into a write; once a minute is enough.
 LAST_USED_RESOLUTION = dt.timedelta(seconds=60)

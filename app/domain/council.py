@@ -13,6 +13,7 @@ from app.domain.errors import DomainError
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 PHASES = ("alpha", "beta", "live")
 MAX_LOGO_BYTES = 200_000
+MAX_BASKET_ITEMS = 50
 
 
 class CouncilSettings(BaseModel):
@@ -28,6 +29,8 @@ class CouncilSettings(BaseModel):
     logo_content_type = CharField(max_length=40, default="")
     logo_version = IntegerField(default=0)
     demo_mode = BooleanField(default=False)
+    # How many things a citizen can pay for in one card payment.
+    basket_max_items = IntegerField(default=10)
 
     @classmethod
     def current(cls) -> CouncilSettings:
@@ -47,6 +50,7 @@ class CouncilSettings(BaseModel):
             "website_url": self.website_url,
             "accessibility_contact": self.accessibility_contact,
             "logo_version": self.logo_version,
+            "basket_max_items": self.basket_max_items,
         }
 
 
@@ -87,6 +91,10 @@ def update_settings(actor, changes: dict, *, logo: bytes | None = None, ip_addre
     before = settings.as_audit()
     if "brand_colour" in changes:
         changes["brand_colour"] = validate_brand_colour(changes["brand_colour"])
+    if "basket_max_items" in changes:
+        value = changes["basket_max_items"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_BASKET_ITEMS:
+            raise DomainError(f"Enter a number of payments from 1 to {MAX_BASKET_ITEMS}", "basket_max_items")
     if "phase" in changes and changes["phase"] not in PHASES:
         raise DomainError("Select the phase of the service", "phase")
     for key, value in changes.items():

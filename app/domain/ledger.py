@@ -363,6 +363,9 @@ class PostingRequest:
     vat_code: VatCode | None = None
     # Zero-value lines exist (e.g. a fully discounted item) but are usually a mistake.
     allow_zero: bool = False
+    # The card payment already succeeded at GOV.UK Pay: the money is the council's even if
+    # the fund or method was disabled while the citizen was paying, so record it anyway.
+    money_already_taken: bool = False
 
 
 @dataclass(frozen=True)
@@ -452,9 +455,9 @@ def _entry_values(request: PostingRequest, amount: int, account_reference: str) 
         raise DomainError("Select a fund", "fund")
     if not isinstance(method, MethodOfPayment) or method.id is None:
         raise DomainError("Select a method of payment", "method")
-    if not fund.enabled:
+    if not fund.enabled and not request.money_already_taken:
         raise DomainError(f"{fund.name} is not taking payments", "fund")
-    if not method.enabled:
+    if not method.enabled and not request.money_already_taken:
         raise DomainError(f"{method.name} cannot be used at the moment", "method")
     if request.source not in SOURCES:
         raise DomainError(f"Unknown source of a ledger entry: {request.source!r}", "source")

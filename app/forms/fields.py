@@ -6,7 +6,7 @@ import datetime as dt
 
 from govuk_frontend_wtf.wtforms_widgets import GovDateInput, GovTextInput
 from wtforms import DateField, StringField
-from wtforms.validators import ValidationError
+from wtforms.validators import StopValidation, ValidationError
 
 from app.domain.errors import DomainError
 from app.domain.money import format_pence, parse_pounds
@@ -98,3 +98,30 @@ class UkDateField(DateField):
         except ValueError:
             self.data = None
             raise ValueError(f"The {name} must be a real date") from None
+
+
+class WholeNumberField(StringField):
+    """A whole number typed as text, with our own message for anything else (never WTForms' default)."""
+
+    widget = GovTextInput()
+
+    def __init__(self, label=None, validators=None, *, invalid_message: str, **kwargs):
+        super().__init__(label, validators, **kwargs)
+        self.invalid_message = invalid_message
+        self.raw_text = ""
+
+    def process_formdata(self, valuelist):
+        self.raw_text = ((valuelist[0] if valuelist else "") or "").strip()
+        text = self.raw_text.replace(",", "")
+        self.data = int(text) if text.isascii() and text.isdigit() and len(text) <= 9 else None
+
+    def process_data(self, value):
+        self.data = value
+        self.raw_text = "" if value is None else str(value)
+
+    def _value(self):
+        return self.raw_text
+
+    def pre_validate(self, form):
+        if self.raw_text and self.data is None:
+            raise StopValidation(self.invalid_message)  # stop: range checks mean nothing without a number

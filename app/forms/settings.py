@@ -15,11 +15,11 @@ from govuk_frontend_wtf.wtforms_widgets import (
     GovTextInput,
 )
 from wtforms import BooleanField, RadioField, SelectField, SelectMultipleField, StringField, SubmitField, TextAreaField
-from wtforms.validators import Email, InputRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import Email, InputRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from app.domain.council import PHASES
 from app.domain.methods import CHANNELS
-from app.forms.fields import MoneyField, UkDateField, strip_filter
+from app.forms.fields import MoneyField, UkDateField, WholeNumberField, strip_filter
 
 CODE_HINT = "Up to 10 letters or numbers, no spaces. Other systems use it, so it cannot be changed later."
 
@@ -81,6 +81,15 @@ class CouncilSettingsForm(FlaskForm):
         widget=GovRadioInput(),
         choices=[(p, p.capitalize()) for p in PHASES],
         validators=[InputRequired(message="Select the phase of the service")],
+    )
+    basket_max_items = WholeNumberField(
+        "Most payments in one basket",
+        invalid_message="Enter the most payments in one basket as a number, like 10",
+        description="How many things a citizen can pay for with one card payment, from 1 to 50",
+        validators=[
+            InputRequired(message="Enter the most payments in one basket"),
+            NumberRange(min=1, max=50, message="Enter a number of payments from 1 to 50"),
+        ],
     )
     contact_email = StringField(
         "Contact e-mail address",

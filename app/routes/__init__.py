@@ -20,9 +20,12 @@ def register_blueprints(app: Flask) -> None:
         feedback_admin,
         ledger,
         pages,
+        pay,
+        payments,
         references_admin,
         staff,
         users,
+        webhooks,
     )
 
     for module in (
@@ -38,5 +41,8 @@ def register_blueprints(app: Flask) -> None:
         audit,
         feedback_admin,
         ledger,
+        pay,
+        payments,
+        webhooks,
     ):
         app.register_blueprint(module.bp)

@@ -94,6 +94,7 @@ def change_council():
                 "service_name",
                 "brand_colour",
                 "phase",
+                "basket_max_items",
                 "contact_email",
                 "contact_phone",
                 "website_url",

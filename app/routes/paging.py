@@ -61,11 +61,16 @@ def paginate(query, per_page: int = 50) -> Page:
     return Page(items=items, number=number, per_page=per_page, total=total)
 
 
+def is_partial() -> bool:
+    """htmx asked for a part of the page (not a history restore, which needs the whole page)."""
+    return request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
+
+
 def render_list(template: str, partial: str, **context):
     """One route, two renderings: the whole page, or only its results when htmx asks (HX-Request)."""
     from flask import make_response, render_template
 
-    is_htmx = request.headers.get("HX-Request") == "true" and not request.headers.get("HX-History-Restore-Request")
+    is_htmx = is_partial()
     if is_htmx and context.get("has_errors"):
         # The error summary belongs at the top of the page: load the whole page instead of the results.
         response = make_response("", 204)

@@ -19,11 +19,13 @@ from flask import Flask, url_for
 from werkzeug.routing import AnyConverter, Rule
 
 from app.access import API_KEY_PREFIX, PUBLIC, SIGNED_IN
+from app.db import utcnow
 from app.domain.api_keys import ApiKey, create_api_key
 from app.domain.audit import AuditEvent
-from app.domain.funds import visible_fund_ids
+from app.domain.funds import Fund, visible_fund_ids
 from app.domain.ledger import LedgerEntry
 from app.domain.outbox import OutboxMessage
+from app.domain.payments import Payment, PaymentItem
 from app.domain.references import AccountHolder, CheckDigitConfig, ReferenceFormat
 from app.domain.users import Permission, User
 from app.domain.vat import VatCode
@@ -94,7 +96,42 @@ def _account_for(user: User | None) -> int:
     return account.id
 
 
+def _matrix_payments() -> dict[str, Payment]:
+    """A finished (failed) card payment per fund group's fund, so no page needs GOV.UK Pay."""
+    from app.domain.funds import Fund
+    from app.domain.methods import MethodOfPayment
+
+    made = {}
+    for code in ("CTAX", "HRENT"):
+        submission = f"matrix:{code}"
+        payment = Payment.get_or_none(Payment.submission_key == submission)
+        if payment is None:
+            payment = Payment.create(
+                reference=f"PAY-MTRX-{code[:4]}",
+                submission_key=submission,
+                pay_account="default",
+                method=MethodOfPayment.by_code("WEB"),
+                status="failed",
+                amount_pence=100,
+                description=code,
+                return_token=f"matrix-return-token-{code.lower()}-0123456789",
+                finished_at=utcnow(),
+            )
+            PaymentItem.create(
+                payment=payment, position=1, fund=Fund.by_code(code), account_reference="1", amount_pence=100
+            )
+        made[code] = payment
+    return made
+
+
+def _payment_for(user: User | None, made: dict[str, Payment]) -> str:
+    if user is not None and Fund.by_code("CTAX").id not in visible_fund_ids(user):
+        return made["HRENT"].reference
+    return made["CTAX"].reference
+
+
 def build_cases(app: Flask, user: User | None) -> list[Case]:
+    made = _matrix_payments()
     message = OutboxMessage.select().order_by(OutboxMessage.id).first() or OutboxMessage.create(
         to_address="someone@demo.example.gov.uk", subject="Matrix", body="A message for the matrix"
     )
@@ -108,6 +145,9 @@ def build_cases(app: Flask, user: User | None) -> list[Case]:
         "config_id": lambda _: CheckDigitConfig.select().order_by(CheckDigitConfig.id).first().id,
         "format_id": lambda _: ReferenceFormat.select().order_by(ReferenceFormat.id).first().id,
         "fund_id": lambda _: ReferenceFormat.select().order_by(ReferenceFormat.id).first().fund_id,
+        "reference": lambda u: _payment_for(u, made),
+        "token": lambda _: made["CTAX"].return_token,
+        "n": lambda _: 0,
     }
     cases = []
     with app.test_request_context():
@@ -214,7 +254,7 @@ def test_every_view_declares_its_access(app):
 
 def test_staff_pages_all_need_sign_in(app):
     """Nothing under the staff URL prefixes is public by mistake."""
-    staff_prefixes = ("/staff", "/admin", "/audit", "/transactions", "/change-password", "/sign-out")
+    staff_prefixes = ("/staff", "/admin", "/audit", "/transactions", "/payments", "/change-password", "/sign-out")
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith(staff_prefixes):
             assert app.view_functions[rule.endpoint].access != PUBLIC, rule.rule

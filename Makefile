@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 HOST ?= 127.0.0.1
 PORT ?= 5000
+PAY_PORT ?= 5001
 PG_BIN := $(firstword $(wildcard /usr/lib/postgresql/*/bin))
 
 help: ## List the commands
@@ -42,6 +43,10 @@ system-deps: ## Install Chromium and PostgreSQL from Debian if missing (tests ne
 	fi
 
 setup: $(VENV)/.installed app/static/build/.built .env ## Install Python and front-end dependencies, build assets
+	@# An older .env keeps its values; settings added to .env.example since are appended with their defaults.
+	@awk -F= '/^[A-Z_]+=/{print $$1}' .env.example | while read -r name; do \
+	  grep -q "^$$name=" .env || { grep "^$$name=" .env.example >> .env; echo "Added $$name to .env"; }; \
+	done
 
 # --- running --------------------------------------------------------------------------------
 
@@ -52,8 +57,9 @@ seed: migrate ## Create the demo council (idempotent)
 	$(FLASK) seed-demo
 
 run: seed ## Set everything up and start the service on http://127.0.0.1:5000
-	@echo "Starting on http://$(HOST):$(PORT) (web and worker). Stop with Ctrl+C."
-	PATH="$(abspath $(BIN)):$$PATH" BIND=$(HOST):$(PORT) $(BIN)/honcho start web worker
+	@echo "Starting on http://$(HOST):$(PORT) (web, worker and the GOV.UK Pay emulator on $(HOST):$(PAY_PORT)). Stop with Ctrl+C."
+	PATH="$(abspath $(BIN)):$$PATH" BIND=$(HOST):$(PORT) GOVUK_PAY_EMULATOR_BIND=$(HOST):$(PAY_PORT) \
+	  $(BIN)/honcho start web worker govukpay
 
 # --- checking -------------------------------------------------------------------------------
 
@@ -71,6 +77,6 @@ migration: setup ## Write the next migration from model changes: make migration 
 	$(FLASK) make-migration $(NAME)
 
 clean: ## Remove built assets and the local database (keeps .env)
-	rm -rf app/static/build instance/ims.db* instance/huey.db*
+	rm -rf app/static/build instance/ims.db* instance/huey.db* instance/govuk-pay-emulator.db*
 
 .PHONY: help system-deps setup migrate seed run lint test bench migration clean

@@ -28,7 +28,8 @@ writeFileSync(join(out, 'css/application.css'), result.css)
 const copies = [
   [join(nm, 'govuk-frontend/dist/govuk/govuk-frontend.min.js'), 'js/govuk-frontend.min.js'],
   [join(nm, '@ministryofjustice/frontend/moj/moj-frontend.min.js'), 'js/moj-frontend.min.js'],
-  [join(nm, 'htmx.org/dist/htmx.min.js'), 'js/htmx.min.js']
+  [join(nm, 'htmx.org/dist/htmx.min.js'), 'js/htmx.min.js'],
+  [join(nm, 'accessible-autocomplete/dist/accessible-autocomplete.min.js'), 'js/accessible-autocomplete.min.js']
 ]
 for (const file of readdirSync(join(src, 'js'))) copies.push([join(src, 'js', file), join('js', file)])
 for (const file of readdirSync(join(src, 'images'))) copies.push([join(src, 'images', file), join('images', file)])

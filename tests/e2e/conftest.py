@@ -7,6 +7,10 @@
 - `Journey.check()` runs axe-core (WCAG 2.0/2.1/2.2 A and AA tags, no rule disabled) on the page
   and saves a full-page screenshot to test-results/screenshots/. A page seen with JavaScript off
   is checked by loading its HTML (scripts removed) into a JavaScript-enabled page at the same URL.
+- Card payments go to the session's GOV.UK Pay emulator on a real port (`live_govuk_pay_emulator`,
+  tests/govuk_pay_emulator.py), so the browser walks its hosted card pages too. The app is pointed at
+  it before the server starts. The emulator's webhooks are off (recorded, never sent) unless a test
+  asks for them with the `govuk_pay` fixture, which sends them to this server's /webhooks/govuk-pay.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from tests.pages import DEMO_PASSWORD
 
 
 @pytest.fixture(scope="session")
-def e2e_server(tmp_path_factory, app_factory):
+def e2e_server(tmp_path_factory, app_factory, live_govuk_pay_emulator):
     """The app on http://127.0.0.1:PORT with a database of its own. Yields (base_url, peewee database)."""
     from app.domain.users import create_user
+    from app.integrations.govuk_pay.accounts import PayGateway
 
     url = f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'ims.db'}"
     app, db = app_factory(url, ledger_entries=120)
@@ -36,6 +41,11 @@ def e2e_server(tmp_path_factory, app_factory):
         user.must_change_password = False
         user.save()
     db.close()  # the server's threads open their own connections
+    # GOV.UK Pay is the live emulator (TestingConfig's accounts are the emulator's test accounts); the
+    # check page's CSP form-action must allow the redirect to its card pages. Set before serving.
+    pay_url = live_govuk_pay_emulator.base_url
+    app.extensions["govuk_pay"] = PayGateway(app.config["GOVUK_PAY_ACCOUNTS"], pay_url)
+    app.config["GOVUK_PAY_PAGE_ORIGIN"] = pay_url
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -46,6 +56,23 @@ def e2e_server(tmp_path_factory, app_factory):
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def govuk_pay(e2e_server, live_govuk_pay_emulator):
+    """The live emulator, reset, with its webhooks sent for real (httpx) to the e2e server's /webhooks/govuk-pay.
+
+    Nothing is sent until the test calls `deliver_due_webhooks()` (no background delivery).
+    """
+    from app.integrations.govuk_pay.emulator.settings import httpx_webhook_sender
+
+    live = live_govuk_pay_emulator
+    live.reset()
+    live.set_webhook_target(f"{e2e_server[0]}/webhooks/govuk-pay", sender=httpx_webhook_sender)
+    try:
+        yield live
+    finally:
+        live.reset()  # webhooks recorded again, not sent, for whatever uses the emulator next
 
 
 @pytest.fixture(autouse=True)

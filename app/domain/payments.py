@@ -442,6 +442,10 @@ class PaymentServiceUnavailable(DomainError):
     """GOV.UK Pay could not be reached or refused the request; no money was taken."""
 
 
+class PaymentRefused(PaymentServiceUnavailable):
+    """GOV.UK Pay refused to create the payment (a 4xx): asking again cannot help; the payment is failed."""
+
+
 def _event(payment: Payment, source: str, *, remote=None, note: str = "") -> PaymentEvent:
     state = getattr(remote, "state", None)
     return PaymentEvent.create(
@@ -531,7 +535,7 @@ def start_payment(payment: Payment, client, return_url: str) -> str:
                 last_error=f"GOV.UK Pay refused the payment: {error.code} {error.description}",
             ).where((Payment.id == payment.id) & Payment.finished_at.is_null()).execute()
             _event(Payment.get_by_id(payment.id), "citizen", note=f"GOV.UK Pay refused the payment ({error.code})")
-        raise PaymentServiceUnavailable(
+        raise PaymentRefused(
             "Sorry, we could not start this payment. No money has been taken. Call us to pay instead"
         ) from error
     except PayError as error:

@@ -147,6 +147,14 @@ def _payment_json(payment: payments.Payment, next_url: str = "") -> dict:
     return data
 
 
+def _same_request(payment: payments.Payment, lines: list[payments.BasketLine], body: dict, email: str) -> bool:
+    """Whether a replayed Idempotency-Key asks for the same payment (items, URLs, e-mail) as the first call."""
+    made = [(item.fund_id, item.account_reference, item.amount_pence) for item in payment.ordered_items()]
+    asked = [(line.fund.id, line.reference, line.amount_pence) for line in lines]
+    urls = (body["return_url"], body.get("cancel_url") or "")
+    return made == asked and (payment.return_url, payment.cancel_url) == urls and payment.email == email
+
+
 @bp.post("/payments")
 @api_key(PAYMENTS_SCOPE)
 def create_payment_api():
@@ -230,12 +238,20 @@ def create_payment_api():
         )
     except DomainError as error:
         return _invalid(error.field or "items", error.message)
+    if not created and not _same_request(payment, lines, body, email.strip()):
+        # As GOV.UK Pay does (409 P0191): never answer a different request with another payment's next_url.
+        return api_error(
+            409, "conflict", "This Idempotency-Key was used for a different payment: use a new key", "Idempotency-Key"
+        )
     from app.routes.pay import gateway, return_url_for
 
     try:
         next_url = payments.start_payment(payment, gateway().client(payment.pay_account), return_url_for(payment))
     except KeyError:
         return api_error(503, "unavailable", "No GOV.UK Pay account is set up for these funds")
+    except payments.PaymentRefused as error:
+        # GOV.UK Pay said no to this request: the payment is failed, and retrying it cannot help.
+        return api_error(502, "refused_by_govuk_pay", error.message)
     except payments.PaymentServiceUnavailable as error:
         response = api_error(503, "unavailable", error.message)
         response.headers["Retry-After"] = "30"

@@ -2,7 +2,8 @@
 
 The app's GOV.UK Pay client talks to the emulator through httpx's WSGI transport; the hosted
 card pages are walked with the emulator's own test client; webhooks from the emulator are
-delivered into the app's test client. Runs on SQLite and PostgreSQL.
+delivered into the app's test client (the `pay` fixture, tests/integration/conftest.py).
+Runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,19 +14,14 @@ import hmac
 import json
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
 from app.domain import payments
 from app.domain.ledger import LedgerEntry
 from app.domain.outbox import OutboxMessage
 from app.domain.payments import Payment
-from app.integrations.govuk_pay.accounts import PayGateway
-from app.integrations.govuk_pay.emulator import get_emulator
-from tests.govuk_pay_emulator import TEST_WEBHOOK_SECRET, flask_client_sender
+from tests.govuk_pay_emulator import TEST_WEBHOOK_SECRET
 from tests.pages import csrf_token, error_summary, h1, main_text, table_rows
-
-PAY_HOST = "http://govuk-pay.test"
 
 
 def _lib() -> str:
@@ -37,26 +33,6 @@ def _lib() -> str:
 
 
 CTAX_REF = "594580735"
-
-
-@pytest.fixture
-def pay(app, govuk_pay_emulator, client):
-    """The emulator wired to the app: API calls through WSGI, webhooks into the app's test client."""
-    emulator = govuk_pay_emulator
-    emulator.settings.public_url = PAY_HOST
-    get_emulator(emulator.app).base_url = PAY_HOST
-    saved = app.extensions["govuk_pay"]
-    app.extensions["govuk_pay"] = PayGateway(
-        app.config["GOVUK_PAY_ACCOUNTS"],
-        PAY_HOST,
-        transport=httpx.WSGITransport(app=emulator.app),
-        client_options={"sleep": lambda _seconds: None},
-    )
-    emulator.set_webhook_target("http://localhost/webhooks/govuk-pay", sender=flask_client_sender(client))
-    try:
-        yield emulator
-    finally:
-        app.extensions["govuk_pay"] = saved
 
 
 def _fill_basket(client, items=((("CTAX", CTAX_REF, "£123.45")),), email="payer@example.com"):
@@ -105,10 +81,10 @@ def test_pay_for_two_things_and_get_a_receipt(pay, client):
     assert "Total to pay: £1,237.00" in main_text(check.data)
     response = _continue_to_payment(client)
     assert response.status_code == 303
-    assert response.location.startswith(f"{PAY_HOST}/secure/")
+    assert response.location.startswith(f"{pay.base_url}/secure/")
     assert "GOVUK_PAY" not in response.location
     # The check page now allows a redirect to GOV.UK Pay in its form-action.
-    assert PAY_HOST in check.headers["Content-Security-Policy"]
+    assert pay.base_url in check.headers["Content-Security-Policy"]
 
     back = pay.pay(response.location)
     status = client.get(_return_path(back))
@@ -190,7 +166,7 @@ def test_failed_card_offers_a_new_payment(pay, client, card, heading, status, ou
     assert LedgerEntry.select().where(LedgerEntry.source_reference == payment.reference).count() == 0
     # Try again: a new GOV.UK Pay payment for the same basket.
     retry = client.post(f"/pay/return/{token}/try-again", data={"csrf_token": csrf_token(page.data)})
-    assert retry.status_code == 303 and retry.location.startswith(f"{PAY_HOST}/secure/")
+    assert retry.status_code == 303 and retry.location.startswith(f"{pay.base_url}/secure/")
     assert Payment.select().count() == 2
     new = Payment.select().order_by(Payment.id.desc()).get()
     assert new.retry_of_id == payment.id and new.provider_payment_id != payment.provider_payment_id
@@ -263,10 +239,13 @@ def test_tampered_return_token_is_not_found(pay, client):
     assert client.get("/pay/return/short").status_code == 404
 
 
-@pytest.mark.parametrize("kind", ["error", "unavailable", "timeout", "drop"])
+@pytest.mark.parametrize("kind", ["error", "unavailable", "timeout", "drop", "rate_limited"])
 def test_pay_down_when_starting_takes_no_money_and_can_be_retried(pay, client, kind):
     _fill_basket(client)
-    pay.inject_fault(kind, count=10, process=False, seconds=0.01)
+    if kind == "rate_limited":
+        pay.inject_fault("respond", count=10, status=429, code="P0900", description="Too many requests")
+    else:
+        pay.inject_fault(kind, count=10, process=False, seconds=0.01)
     response = _continue_to_payment(client)
     assert response.status_code == 503
     assert "No money has been taken" in main_text(response.data)
@@ -274,7 +253,7 @@ def test_pay_down_when_starting_takes_no_money_and_can_be_retried(pay, client, k
     assert payment.status == "created" and "Could not reach GOV.UK Pay" in payment.last_error
     pay.clear_faults()
     retry = client.post(f"/pay/return/{payment.return_token}/continue", data={"csrf_token": csrf_token(response.data)})
-    assert retry.status_code == 303 and retry.location.startswith(f"{PAY_HOST}/secure/")
+    assert retry.status_code == 303 and retry.location.startswith(f"{pay.base_url}/secure/")
     assert Payment.select().count() == 1
 
 
@@ -375,3 +354,19 @@ def test_staff_see_every_attempt_with_its_history(pay, client, signed_in):
     assert "Paid" in text and "Citizen returned from GOV.UK Pay" in text
     # housing staff do not see council tax payments
     assert signed_in("housing").get(f"/payments/{payment.reference}").status_code == 404
+
+
+def test_many_funds_are_a_select_that_becomes_an_autocomplete(pay, client):
+    from app.domain.configuration import create_config
+    from app.domain.funds import Fund
+
+    for i in range(8):
+        create_config(
+            Fund, None, {"code": f"XTRA{i}", "name": f"Extra fund {i}", "shown_to_citizens": True, "minimum_pence": 1}
+        )
+    page = client.get("/pay/items/0/payment-for")
+    assert b"<select" in page.data and b'data-module="app-autocomplete"' in page.data
+    assert b"accessible-autocomplete.min.js" in page.data
+    assert h1(page.data) == "What do you want to pay for?"
+    response = client.post("/pay/items/0/payment-for", data={"fund": "XTRA3", "csrf_token": csrf_token(page.data)})
+    assert response.status_code == 302 and response.location.endswith("/pay/items/0/reference")

@@ -260,6 +260,16 @@ def test_pay_down_on_create_is_503_then_a_retry_with_the_same_key_succeeds(pay, 
     assert read(client, keys.caller, payment.reference).get_json()["status"] == "succeeded"
 
 
+def test_a_create_govuk_pay_refuses_is_502_and_the_payment_is_failed(pay, client, keys):
+    pay.inject_fault("respond", path="/v1/payments", method="POST", status=422, code="P0102")
+    response = create(client, keys.caller, idempotency_key="order-46")
+    assert response.status_code == 502 and "Retry-After" not in response.headers
+    assert response.get_json()["error"]["code"] == "refused_by_govuk_pay"
+    payment = Payment.get()
+    assert payment.status == "failed" and payment.finished_at is not None
+    assert LedgerEntry.select().where(LedgerEntry.source_reference == payment.reference).count() == 0
+
+
 # --- what is refused --------------------------------------------------------------------------
 
 

@@ -26,6 +26,8 @@ class Permission(StrEnum):
     VIEW_LEDGER = "ledger.view"
     TAKE_PAYMENTS = "payments.take"
     REQUEST_REFUNDS = "refunds.request"
+    # Journals, transfers, reversals and suspense allocations: new linked ledger entries, never edits.
+    CORRECT_LEDGER = "ledger.correct"
     APPROVE = "approvals.approve"
     VIEW_CONFIG = "config.view"
     MANAGE_CONFIG = "config.manage"
@@ -44,7 +46,7 @@ class Role:
 
 
 P = Permission
-_FINANCE = {P.VIEW_LEDGER, P.TAKE_PAYMENTS, P.REQUEST_REFUNDS}
+_FINANCE = {P.VIEW_LEDGER, P.TAKE_PAYMENTS, P.REQUEST_REFUNDS, P.CORRECT_LEDGER}
 ROLES: dict[str, Role] = {
     role.code: role
     for role in (

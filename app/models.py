@@ -16,6 +16,7 @@ from app.domain.offices import Office
 from app.domain.outbox import OutboxMessage
 from app.domain.payments import Payment, PaymentEvent, PaymentItem, WebhookMessage
 from app.domain.references import AccountHolder, CheckDigitConfig, ReferenceFormat, ReferenceRule
+from app.domain.staff_payments import StaffPayment
 from app.domain.users import User, UserFundGroup, UserRole
 from app.domain.vat import VatCode, VatRate
 
@@ -45,4 +46,5 @@ ALL_MODELS = [
     PaymentItem,
     PaymentEvent,
     WebhookMessage,
+    StaffPayment,
 ]

@@ -14,6 +14,7 @@ from app.domain.vat import format_rate
 # Staff navigation: (label, endpoint, permission needed)
 STAFF_NAVIGATION = [
     ("Home", "staff.home", None),
+    ("Take a payment", "staff_payments.new_payment", Permission.TAKE_PAYMENTS),
     ("Transactions", "ledger.entries", Permission.VIEW_LEDGER),
     ("Card payments", "payments.attempts", Permission.VIEW_LEDGER),
     ("Accounts", "accounts.search", Permission.VIEW_LEDGER),

@@ -24,6 +24,7 @@ def register_blueprints(app: Flask) -> None:
         payments,
         references_admin,
         staff,
+        staff_payments,
         users,
         webhooks,
     )
@@ -44,5 +45,6 @@ def register_blueprints(app: Flask) -> None:
         pay,
         payments,
         webhooks,
+        staff_payments,
     ):
         app.register_blueprint(module.bp)

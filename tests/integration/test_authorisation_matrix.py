@@ -124,6 +124,24 @@ def _matrix_payments() -> dict[str, Payment]:
     return made
 
 
+def _staff_payment_for(user: User | None) -> str:
+    """A staff payment in a fund the user can see (CTAX, or HRENT for housing staff)."""
+    from app.domain.funds import Fund
+    from app.domain.methods import MethodOfPayment
+    from app.domain.references.demo import generate_valid_reference
+    from app.domain.staff_payments import StaffLine, take_staff_payment
+
+    code = "HRENT" if user is not None and Fund.by_code("CTAX").id not in visible_fund_ids(user) else "CTAX"
+    taker = User.get(User.email == DEMO_EMAILS["housing" if code == "HRENT" else "finance"])
+    import random
+
+    line = StaffLine(Fund.by_code(code), generate_valid_reference(code, random.Random(1)), 100)
+    payment, _ = take_staff_payment(
+        [line], method=MethodOfPayment.by_code("CASH"), actor=taker, office=None, submission_key=f"matrix:{code}"
+    )
+    return payment.reference
+
+
 def _payment_for(user: User | None, made: dict[str, Payment]) -> str:
     if user is not None and Fund.by_code("CTAX").id not in visible_fund_ids(user):
         return made["HRENT"].reference
@@ -148,6 +166,7 @@ def build_cases(app: Flask, user: User | None) -> list[Case]:
         "reference": lambda u: _payment_for(u, made),
         "token": lambda _: made["CTAX"].return_token,
         "n": lambda _: 0,
+        "staff_reference": _staff_payment_for,
     }
     cases = []
     with app.test_request_context():

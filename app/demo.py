@@ -19,6 +19,7 @@ from app.domain.ledger import PostingRequest, post
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
 from app.domain.references.demo import generate_valid_reference, seed_demo_reference_rules
+from app.domain.suspense import seed_suspense
 from app.domain.users import User, create_user
 from app.domain.vat import VatCode, VatRate, add_rate
 
@@ -341,4 +342,5 @@ def seed_ledger(entries: int = 400, days: int = 90, seed: int = 2026) -> int:
                 )
             )
             created += int(result.created)
+    created += seed_suspense()  # demo suspense items of every age and source (app/domain/suspense.py)
     return created

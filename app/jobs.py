@@ -102,4 +102,9 @@ def recover_govuk_pay_payments() -> dict:
     from app.domain.payments import recover_payments
 
     report = recover_payments(_client_for, on_receipt=_queue_receipt)
+    from app.domain.refunds import carry_out, open_card_refunds
+
+    # Card refunds GOV.UK Pay has not finished yet (live refunds can stay "submitted" for days).
+    for refund in list(open_card_refunds()):
+        carry_out(refund, _client_for)
     return {"checked": report.checked, "finished": report.finished, "errors": report.errors}

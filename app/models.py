@@ -7,6 +7,7 @@ and a database migrated to the latest version. Read it, then commit it.
 
 from app.domain.api_keys import ApiKey
 from app.domain.audit import AuditEvent
+from app.domain.corrections import Correction
 from app.domain.council import CouncilSettings
 from app.domain.feedback import Feedback
 from app.domain.funds import Fund, FundGroup, FundGroupFund
@@ -16,7 +17,9 @@ from app.domain.offices import Office
 from app.domain.outbox import OutboxMessage
 from app.domain.payments import Payment, PaymentEvent, PaymentItem, WebhookMessage
 from app.domain.references import AccountHolder, CheckDigitConfig, ReferenceFormat, ReferenceRule
+from app.domain.refunds import Refund
 from app.domain.staff_payments import StaffPayment
+from app.domain.suspense import SuspenseAllocation, SuspenseItem, SuspenseNote
 from app.domain.users import User, UserFundGroup, UserRole
 from app.domain.vat import VatCode, VatRate
 
@@ -46,5 +49,10 @@ ALL_MODELS = [
     PaymentItem,
     PaymentEvent,
     WebhookMessage,
+    Correction,
     StaffPayment,
+    SuspenseItem,
+    SuspenseNote,
+    SuspenseAllocation,
+    Refund,
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from peewee import BlobField, BooleanField, CharField, IntegerField, TextField
+from peewee import BigIntegerField, BlobField, BooleanField, CharField, IntegerField, TextField
 
 from app.db import BaseModel
 from app.domain import audit
@@ -31,6 +31,8 @@ class CouncilSettings(BaseModel):
     demo_mode = BooleanField(default=False)
     # How many things a citizen can pay for in one card payment.
     basket_max_items = IntegerField(default=10)
+    # Refunds above this need a senior finance officer's approval (pence; £500 by default).
+    refund_approval_pence = BigIntegerField(default=50_000)
 
     @classmethod
     def current(cls) -> CouncilSettings:

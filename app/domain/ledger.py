@@ -267,8 +267,11 @@ class LedgerEntry(BaseModel):
 
     class Meta:
         indexes = (
-            (("business_date", "fund"), False),
             (("account_reference", "fund"), False),
+            # Transaction search (migrations/0010_search_indexes.py): a date range with any of these
+            # filters is counted from this index alone; it also serves (business_date, fund).
+            (("business_date", "fund", "method", "source", "office", "user", "amount_pence", "id"), False),
+            (("amount_pence",), False),
         )
 
     def save(self, *args, **kwargs):

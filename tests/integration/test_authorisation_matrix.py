@@ -142,6 +142,58 @@ def _staff_payment_for(user: User | None) -> str:
     return payment.reference
 
 
+def _refund_for(user: User | None) -> str:
+    """A refund awaiting approval on a payment the user can see."""
+    from app.domain.refunds import Refund, request_refund
+
+    receipt = _receipt_for(user)
+    entry = LedgerEntry.get(LedgerEntry.receipt_reference == receipt)
+    existing = Refund.get_or_none(Refund.entry == entry)
+    if existing:
+        return existing.reference
+    asker = User.get(
+        User.email == DEMO_EMAILS["housing" if user and user.email == DEMO_EMAILS["housing"] else "finance"]
+    )
+    return request_refund(entry, asker, 1, "Matrix", submission_key=f"matrix:{receipt}")[0].reference
+
+
+def _correction_for(user: User | None) -> str:
+    """A reversal the user can see: of the newest entry they can see (other rows use the oldest)."""
+    from app.domain.corrections import NOT_CORRECTABLE, Correction, reverse, why_not_correctable
+
+    fund_ids = visible_fund_ids(user) if user is not None and user.can(Permission.VIEW_LEDGER) else None
+    query = Correction.select() if fund_ids is None else Correction.for_funds(fund_ids)
+    found = query.order_by(Correction.id).first()
+    if found:
+        return found.group_reference
+    entries = LedgerEntry.select().where(LedgerEntry.corrects.is_null() & LedgerEntry.source.not_in(NOT_CORRECTABLE))
+    if fund_ids is not None:
+        entries = entries.where(LedgerEntry.fund.in_(list(fund_ids)))
+    # Money in suspense is allocated, not reversed: take the newest entry that can be corrected.
+    entry = next(e for e in entries.order_by(LedgerEntry.id.desc()) if why_not_correctable(e, "reversal") is None)
+    senior = User.get(User.email == DEMO_EMAILS["senior"])
+    return reverse(entry, senior, "Matrix", submission_key=f"matrix:{entry.id}").correction.group_reference
+
+
+def _suspense_item_for(user: User | None) -> int:
+    """An open suspense item the user can see (a suspense fund of their own if they see none)."""
+    from app.domain.funds import FundGroupFund
+    from app.domain.methods import MethodOfPayment
+    from app.domain.suspense import put_into_suspense
+
+    funds = Fund.select().where(Fund.is_suspense == True).order_by(Fund.id)  # noqa: E712
+    if user is not None and user.can(Permission.VIEW_LEDGER):
+        funds = funds.where(Fund.id.in_(list(visible_fund_ids(user))))
+    fund = funds.first()
+    if fund is None:
+        fund = Fund.create(code=f"MX{user.id}", name="Matrix suspense", is_suspense=True)
+        FundGroupFund.create(fund_group=user.fund_groups().first(), fund=fund)
+    item, _ = put_into_suspense(
+        fund, 1000, MethodOfPayment.by_code("BACS"), source="bank", idempotency_key=f"matrix:suspense:{fund.code}"
+    )
+    return item.id
+
+
 def _payment_for(user: User | None, made: dict[str, Payment]) -> str:
     if user is not None and Fund.by_code("CTAX").id not in visible_fund_ids(user):
         return made["HRENT"].reference
@@ -166,7 +218,10 @@ def build_cases(app: Flask, user: User | None) -> list[Case]:
         "reference": lambda u: _payment_for(u, made),
         "token": lambda _: made["CTAX"].return_token,
         "n": lambda _: 0,
+        "group_reference": _correction_for,
         "staff_reference": _staff_payment_for,
+        "suspense_id": _suspense_item_for,
+        "refund_reference": _refund_for,
     }
     cases = []
     with app.test_request_context():
@@ -234,6 +289,7 @@ def test_every_route_gives_each_user_what_its_access_declaration_says(app, signe
         if "GET" in case.methods:
             response = client.get(case.url)
             problem = check(response, expected, f"{identity} GET {case.url} ({case.endpoint})")
+            response.close()  # a streamed download ends its generator (and its request context) here
         else:
             # POST-only: a fresh session so that, say, signing out does not end the one used above.
             poster = app.test_client() if user is None else signed_in(who)

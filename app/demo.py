@@ -214,6 +214,10 @@ def seed_configuration() -> None:
         settings.website_url = "https://www.demo.example.gov.uk"
         settings.demo_mode = True
         settings.save()
+    if not settings.postal_address:  # added after the first demo councils were seeded
+        settings.postal_address = "Town Hall\nMarket Street\nDemo Borough\nDB1 1AA"
+        settings.vat_registration_number = "GB123456789"
+        settings.save()
 
     for code, name, rates in VAT_CODES:
         vat = VatCode.by_code(code) or create_config(VatCode, None, {"code": code, "name": name})

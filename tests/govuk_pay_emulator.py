@@ -106,7 +106,7 @@ def flask_client_sender(client: FlaskClient):
 def make_emulator_settings(**overrides: Any) -> EmulatorSettings:
     defaults: dict[str, Any] = {
         "accounts": {
-            TEST_API_KEY: Account(name="default", webhook_secret=TEST_WEBHOOK_SECRET),
+            TEST_API_KEY: Account(name="default", webhook_secret=TEST_WEBHOOK_SECRET, moto_enabled=True),
             PARKING_API_KEY: Account(name="parking", webhook_secret=PARKING_WEBHOOK_SECRET),
         },
         "database_path": ":memory:",

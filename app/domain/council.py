@@ -33,6 +33,9 @@ class CouncilSettings(BaseModel):
     basket_max_items = IntegerField(default=10)
     # Refunds above this need a senior finance officer's approval (pence; £500 by default).
     refund_approval_pence = BigIntegerField(default=50_000)
+    # Printed on VAT receipts: the council's postal address and VAT registration number.
+    postal_address = TextField(default="")
+    vat_registration_number = CharField(max_length=20, default="")
 
     @classmethod
     def current(cls) -> CouncilSettings:
@@ -51,6 +54,9 @@ class CouncilSettings(BaseModel):
             "contact_phone": self.contact_phone,
             "website_url": self.website_url,
             "accessibility_contact": self.accessibility_contact,
+            "refund_approval_pence": self.refund_approval_pence,
+            "postal_address": self.postal_address,
+            "vat_registration_number": self.vat_registration_number,
             "logo_version": self.logo_version,
             "basket_max_items": self.basket_max_items,
         }
@@ -97,6 +103,15 @@ def update_settings(actor, changes: dict, *, logo: bytes | None = None, ip_addre
         value = changes["basket_max_items"]
         if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_BASKET_ITEMS:
             raise DomainError(f"Enter a number of payments from 1 to {MAX_BASKET_ITEMS}", "basket_max_items")
+    if "refund_approval_pence" in changes:
+        value = changes["refund_approval_pence"]
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000_000:
+            raise DomainError("Enter an amount from £0 to £100,000", "refund_approval_pence")
+    if "vat_registration_number" in changes:
+        number = (changes["vat_registration_number"] or "").upper().replace(" ", "")
+        if number and not re.fullmatch(r"(GB)?(\d{9}|\d{12}|GD\d{3}|HA\d{3})", number):
+            raise DomainError("Enter a VAT registration number like GB123456789", "vat_registration_number")
+        changes["vat_registration_number"] = number
     if "phase" in changes and changes["phase"] not in PHASES:
         raise DomainError("Select the phase of the service", "phase")
     for key, value in changes.items():

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from peewee import (
     BigAutoField,
     BigIntegerField,
+    BooleanField,
     CharField,
     DateField,
     DateTimeField,
@@ -47,8 +48,10 @@ from app.domain.errors import DomainError
 from app.domain.funds import Fund
 from app.domain.methods import MethodOfPayment
 from app.domain.money import format_pence
+from app.domain.offices import Office
 from app.domain.outbox import OutboxMessage, store_email
 from app.domain.references import validate_reference
+from app.domain.users import User
 from app.integrations.govuk_pay.client import PayBadRequest, PayError, PayNotFound
 
 log = logging.getLogger(__name__)
@@ -78,7 +81,11 @@ SOURCES = {
     "staff": "Staff check",
     "api": "API",
 }
-CHANNELS = {"web": "Online (citizen)", "api": "Online (another council system)"}
+CHANNELS = {
+    "web": "Online (citizen)",
+    "api": "Online (another council system)",
+    "telephone": "Telephone (card details keyed by staff)",
+}
 
 # GOV.UK Pay's hard limit on one payment (spec §2).
 MAX_PAYMENT_PENCE = 10_000_000
@@ -133,6 +140,10 @@ class Payment(BaseModel):
     api_key_id = BigIntegerField(null=True)
     retry_of = ForeignKeyField("self", null=True, backref="retries", on_delete="RESTRICT")
     receipt_message_id = BigIntegerField(null=True)
+    # Telephone payments: keyed by a member of staff on GOV.UK Pay's page (MOTO), at an office.
+    moto = BooleanField(default=False)
+    taken_by = ForeignKeyField(User, null=True, backref="+", on_delete="RESTRICT")
+    office = ForeignKeyField(Office, null=True, backref="+", on_delete="RESTRICT")
 
     @property
     def finished(self) -> bool:
@@ -358,6 +369,8 @@ def create_payment(
     api_key_id: int | None = None,
     retry_of: Payment | None = None,
     validation_channel: str = "public",
+    taken_by: User | None = None,
+    office: Office | None = None,
 ) -> tuple[Payment, bool]:
     """Record a payment for a basket (not yet at GOV.UK Pay). Returns (payment, created).
 
@@ -390,6 +403,9 @@ def create_payment(
                 cancel_url=cancel_url,
                 api_key_id=api_key_id,
                 retry_of=retry_of,
+                moto=channel == "telephone",
+                taken_by=taken_by,
+                office=office,
             )
             for position, line in enumerate(lines, start=1):
                 PaymentItem.create(
@@ -399,7 +415,8 @@ def create_payment(
                     account_reference=line.reference,
                     amount_pence=line.amount_pence,
                 )
-            _event(payment, "citizen" if channel == "web" else "api", note="Basket submitted")
+            source = {"web": "citizen", "telephone": "staff"}.get(channel, "api")
+            _event(payment, source, note="Basket submitted")
     except IntegrityError:
         # A racing request with the same submission key got there first: use its payment.
         existing = Payment.get_or_none(Payment.submission_key == submission_key)
@@ -465,8 +482,8 @@ def _metadata(payment: Payment) -> dict:
     data = {"ims_reference": payment.reference, "fund_codes": funds[:100], "items": len(items)}
     if ledger_codes:
         data["ledger_codes"] = ledger_codes[:100]
-    if payment.channel == "api":
-        data["channel"] = "api"
+    if payment.channel in ("api", "telephone"):
+        data["channel"] = payment.channel
     return data
 
 
@@ -520,6 +537,7 @@ def start_payment(payment: Payment, client, return_url: str) -> str:
             language=payment.language,
             cardholder_name=payment.payer_name or None,
             billing_address=_billing_address(payment),
+            moto=payment.moto,
         )
     except PayBadRequest as error:
         # Our request was refused (e.g. an amount the card processor will not take).
@@ -731,6 +749,8 @@ def _post_items(payment: Payment, remote) -> None:
                 source_reference=payment.reference,
                 group_reference=payment.reference,
                 money_already_taken=True,
+                user=payment.taken_by,
+                office=payment.office,
             )
         )
         if item.ledger_entry_id != result.entry.id:

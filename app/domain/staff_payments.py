@@ -7,7 +7,10 @@ accounts on stop need an override), and only funds of the member of staff's fund
 be paid. The `StaffPayment` row keeps what is about the payment as a whole: who, where, the
 method and, for a cheque, its details (needed when a cheque is returned unpaid).
 
-Telephone card payments go through GOV.UK Pay (MOTO) and are not built yet.
+Telephone card payments are different: the money is taken by GOV.UK Pay, not by the member of
+staff, so they are recorded as a GOV.UK Pay payment (app/domain/payments.py) with the MOTO flag,
+the member of staff and the office, and reach the ledger the way every card payment does: when
+GOV.UK Pay says it succeeded (return, webhook or status job), never before.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from app.domain.users import User
 
 # Methods a member of staff records here; card payments need GOV.UK Pay.
 STAFF_CHANNELS = ("cash", "cheque", "postal_order", "bank_transfer")
+# Card details given over the telephone, keyed by staff on GOV.UK Pay's page (MOTO).
+TELEPHONE_CARD = "telephone_card"
 MAX_LINES = 10
 SORT_CODE = re.compile(r"^\d{6}$")
 ACCOUNT_NUMBER = re.compile(r"^\d{6,8}$")
@@ -95,7 +100,7 @@ def staff_methods() -> list[MethodOfPayment]:
         .where(
             (MethodOfPayment.enabled == True)  # noqa: E712
             & (MethodOfPayment.staff_can_use == True)  # noqa: E712
-            & MethodOfPayment.channel.in_(STAFF_CHANNELS)
+            & MethodOfPayment.channel.in_((*STAFF_CHANNELS, TELEPHONE_CARD))
         )
         .order_by(MethodOfPayment.name)
     )
@@ -231,6 +236,68 @@ def take_staff_payment(
             raise
         return existing, False
     return payment, True
+
+
+def start_telephone_payment(
+    lines: list[StaffLine],
+    *,
+    method: MethodOfPayment,
+    actor: User,
+    office: Office | None,
+    submission_key: str,
+    payer_name: str = "",
+    payer_email: str = "",
+    payer_address: str = "",
+    ip_address: str = "",
+):
+    """Record a telephone card payment, to be keyed on GOV.UK Pay's page. Returns the Payment.
+
+    Nothing reaches the ledger here: the payment's entries are posted, with this member of
+    staff and office, when GOV.UK Pay reports it succeeded. The same `submission_key` returns
+    the first payment (a second press of the button never makes a second payment).
+    """
+    from app.domain import payments
+
+    if method is None or not method.enabled or not method.staff_can_use or method.channel != TELEPHONE_CARD:
+        raise StaffPaymentInvalid({"method": "Select how the payer paid"})
+    existing = payments.Payment.get_or_none(payments.Payment.submission_key == submission_key)
+    if existing is not None:
+        return existing
+    results, errors = check_lines(lines, method=method, actor=actor)
+    accounts = {line.fund.pay_account or "default" for line in lines}
+    if len(accounts) > 1:
+        errors.setdefault("lines-0-fund", "Take a separate telephone payment for each GOV.UK Pay account's funds")
+    if errors:
+        raise StaffPaymentInvalid(errors)
+    basket = [
+        payments.BasketLine(line.fund, result.reference, line.amount_pence)
+        for line, result in zip(lines, results, strict=True)
+    ]
+    try:
+        payment, created = payments.create_payment(
+            basket,
+            submission_key=submission_key,
+            method=method,
+            channel="telephone",
+            email=payer_email,
+            payer_name=payer_name,
+            payer_address=payer_address,
+            validation_channel="staff",
+            taken_by=actor,
+            office=office,
+        )
+    except payments.BasketInvalid as error:
+        raise StaffPaymentInvalid({"lines-0-reference": error.message}) from error
+    if created:
+        audit.record(
+            "payment.telephone",
+            actor=actor,
+            object_type="payment",
+            object_id=payment.reference,
+            summary=f"Started a telephone card payment of {format_pence(payment.amount_pence)}",
+            ip_address=ip_address,
+        )
+    return payment
 
 
 def by_reference(reference: str) -> StaffPayment | None:

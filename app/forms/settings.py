@@ -126,6 +126,25 @@ class CouncilSettingsForm(FlaskForm):
         description="Shown in the accessibility statement, for example opening hours or a text relay number",
         validators=[Optional(), Length(max=2000, message="This must be 2000 characters or fewer")],
     )
+    postal_address = TextAreaField(
+        "Council postal address",
+        widget=GovTextArea(),
+        filters=[strip_filter],
+        description="Printed on VAT receipts",
+        validators=[Optional(), Length(max=500, message="The address must be 500 characters or fewer")],
+    )
+    vat_registration_number = StringField(
+        "VAT registration number",
+        widget=GovTextInput(),
+        filters=[strip_filter],
+        description="Printed on VAT receipts, like GB123456789",
+        validators=[Optional(), Length(max=20, message="Enter a VAT registration number like GB123456789")],
+    )
+    refund_approval_pence = MoneyField(
+        "Refunds that need a senior officer's approval: above",
+        required_message="Enter the amount above which a refund needs approval",
+        description="In pounds, like 500.00. A senior finance officer who did not ask for the refund approves it.",
+    )
     logo = FileField(
         "Logo (optional)",
         widget=GovFileInput(),

@@ -99,6 +99,9 @@ def change_council():
                 "contact_phone",
                 "website_url",
                 "accessibility_contact",
+                "postal_address",
+                "vat_registration_number",
+                "refund_approval_pence",
             )
         }
         try:

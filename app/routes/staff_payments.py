@@ -7,13 +7,14 @@ click, two tabs, the back button) records the payment once.
 
 from __future__ import annotations
 
+import logging
 import secrets
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.datastructures import MultiDict
 
 from app.access import requires
-from app.domain import staff_payments
+from app.domain import payments, staff_payments
 from app.domain.funds import Fund, visible_funds
 from app.domain.methods import MethodOfPayment
 from app.domain.money import format_pence
@@ -29,6 +30,13 @@ from app.routes.add_journey import answers_form, forget_answers, keep_answers
 bp = Blueprint("staff_payments", __name__, url_prefix="/take-payment")
 PENDING = "pending_staff_payment"
 KEY = "pending_staff_payment_key"
+log = logging.getLogger(__name__)
+
+
+@bp.before_request
+def allow_redirects_to_govuk_pay():
+    # Confirming a telephone card payment is answered with a redirect to GOV.UK Pay's card page.
+    g.form_action_origins = [current_app.config["GOVUK_PAY_PAGE_ORIGIN"]]
 
 
 def _prepare(form: StaffPaymentForm) -> None:
@@ -104,8 +112,7 @@ def new_payment():
             keep_answers(PENDING)
             session[KEY] = secrets.token_urlsafe(24)
             return redirect(url_for("staff_payments.check_payment"))
-    cheque_codes = {m.code for m in staff_payments.staff_methods() if m.channel == "cheque"}
-    return render_template("staff_payments/form.html", form=form, cheque_codes=cheque_codes)
+    return render_template("staff_payments/form.html", form=form)
 
 
 @bp.route("/check", methods=["GET", "POST"])
@@ -122,6 +129,8 @@ def check_payment():
         flash("Something has changed since you entered the payment: check it again", "info")
         return redirect(url_for("staff_payments.new_payment", change=1))
     confirm = ConfirmForm()
+    if confirm.validate_on_submit() and method.channel == staff_payments.TELEPHONE_CARD:
+        return _start_telephone_payment(form, method, office, lines)
     if confirm.validate_on_submit():
         try:
             payment, _created = staff_payments.take_staff_payment(
@@ -153,6 +162,74 @@ def check_payment():
         cheque=cheque if method.channel == "cheque" else None,
         confirm=confirm,
     )
+
+
+def _start_telephone_payment(form: StaffPaymentForm, method, office, lines):
+    """Record the telephone payment and send the member of staff to GOV.UK Pay to key the card."""
+    try:
+        payment = staff_payments.start_telephone_payment(
+            lines,
+            method=method,
+            actor=g.user,
+            office=office,
+            submission_key=f"staff:{session[KEY]}",
+            payer_name=form.payer_name.data or "",
+            payer_email=form.payer_email.data or "",
+            payer_address=form.payer_address.data or "",
+            ip_address=client_ip(),
+        )
+    except StaffPaymentInvalid as error:
+        flash(f"Something has changed since you entered the payment: {error.message}", "info")
+        return redirect(url_for("staff_payments.new_payment", change=1))
+    forget_answers(PENDING)
+    session.pop(KEY, None)
+    return _go_to_card_page(payment)
+
+
+def _gateway_client(payment):
+    try:
+        return current_app.extensions["govuk_pay"].client(payment.pay_account)
+    except KeyError:
+        log.error("No GOV.UK Pay API key for account %r (payment %s)", payment.pay_account, payment.reference)
+        return None
+
+
+def _go_to_card_page(payment):
+    client = _gateway_client(payment)
+    if client is None:
+        flash("Card payments are not available at the moment: take the payment another way", "info")
+        return redirect(url_for("payments.attempt", reference=payment.reference))
+    base = current_app.config.get("PUBLIC_BASE_URL") or request.host_url.rstrip("/")
+    return_url = base + url_for("staff_payments.card_return", telephone_token=payment.return_token)
+    try:
+        next_url = payments.start_payment(payment, client, return_url)
+    except (payments.PaymentServiceUnavailable, payments.PaymentRefused) as error:
+        flash(error.message, "info")
+        return redirect(url_for("payments.attempt", reference=payment.reference))
+    if not next_url:
+        return redirect(url_for("staff_payments.card_return", telephone_token=payment.return_token))
+    return redirect(next_url, code=303)
+
+
+@bp.get("/card/<telephone_token>")
+@requires(Permission.TAKE_PAYMENTS)
+def card_return(telephone_token: str):
+    """GOV.UK Pay's return URL for a telephone payment: bring the payment up to date and show it.
+
+    A GET that can record the outcome, as the citizen's return does: it only asks GOV.UK Pay
+    (idempotently, as the webhook and the status job also do); nothing in the request decides it.
+    """
+    payment = payments.by_return_token(telephone_token)
+    if payment is None or payment.channel != "telephone":
+        abort(404)
+    client = _gateway_client(payment)
+    if client is not None and not payment.finished:
+        payment = payments.refresh_payment(payment, client, source="staff").payment
+    if payment.status == "succeeded":
+        flash(f"Telephone payment {payment.reference} taken: {format_pence(payment.amount_pence)}", "success")
+    elif payment.finished:
+        flash(f"Telephone payment {payment.reference} was not taken: {payment.status_name.lower()}", "info")
+    return redirect(url_for("payments.attempt", reference=payment.reference))
 
 
 def _visible_payment(reference: str):

@@ -121,6 +121,25 @@ def _matrix_payments() -> dict[str, Payment]:
                 payment=payment, position=1, fund=Fund.by_code(code), account_reference="1", amount_pence=100
             )
         made[code] = payment
+    telephone = Payment.get_or_none(Payment.submission_key == "matrix:telephone")
+    if telephone is None:
+        telephone = Payment.create(
+            reference="PAY-MTRX-TEL",
+            submission_key="matrix:telephone",
+            channel="telephone",
+            moto=True,
+            pay_account="default",
+            method=MethodOfPayment.by_code("TEL"),
+            status="failed",
+            amount_pence=100,
+            description="CTAX",
+            return_token="matrix-telephone-token-0123456789",
+            finished_at=utcnow(),
+        )
+        PaymentItem.create(
+            payment=telephone, position=1, fund=Fund.by_code("CTAX"), account_reference="1", amount_pence=100
+        )
+    made["telephone"] = telephone
     return made
 
 
@@ -217,6 +236,7 @@ def build_cases(app: Flask, user: User | None) -> list[Case]:
         "fund_id": lambda _: ReferenceFormat.select().order_by(ReferenceFormat.id).first().fund_id,
         "reference": lambda u: _payment_for(u, made),
         "token": lambda _: made["CTAX"].return_token,
+        "telephone_token": lambda _: made["telephone"].return_token,
         "n": lambda _: 0,
         "group_reference": _correction_for,
         "staff_reference": _staff_payment_for,

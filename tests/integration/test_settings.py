@@ -414,3 +414,25 @@ def test_an_unknown_settings_section_or_item_is_not_found(signed_in):
     assert admin.get("/admin/settings/widgets").status_code == 404
     assert admin.get(f"{FUNDS}/999999").status_code == 404
     assert admin.get(f"{FUNDS}/999999/disable").status_code == 404
+
+
+def test_refund_approval_limit_and_vat_receipt_details_are_set_in_the_service(signed_in):
+    from app.domain.audit import AuditEvent
+
+    admin = signed_in("admin")
+    values = form_values(admin.get(COUNCIL).get_data())
+    assert values["refund_approval_pence"] == ["500.00"]
+    values["refund_approval_pence"] = ["£1,000.x"]
+    response = post_form(admin, COUNCIL, values)
+    assert response.status_code == 200 and len(error_summary(response.get_data())) == 1
+    values["refund_approval_pence"] = ["250"]
+    values["vat_registration_number"] = ["GB 987 6543 21"]
+    values["postal_address"] = ["Civic Centre\nNew Road\nDB9 9ZZ"]
+    assert post_form(admin, COUNCIL, values).status_code == 302
+    settings = CouncilSettings.current()
+    assert (settings.refund_approval_pence, settings.vat_registration_number) == (25_000, "GB987654321")
+    event = AuditEvent.select().where(AuditEvent.action == "settings.update").order_by(AuditEvent.seq.desc()).first()
+    assert "refund_approval_pence" in event.after
+    values["vat_registration_number"] = ["12345"]
+    response = post_form(admin, COUNCIL, values)
+    assert error_summary(response.get_data()) == ["Enter a VAT registration number like GB123456789"]

@@ -113,3 +113,67 @@ def test_only_funds_of_your_groups(signed_in):
         error_summary(response.data)
     )
     assert signed_in("auditor").get("/take-payment").status_code == 403
+
+
+def _telephone(client):
+    token, response = _take(client, method="TEL", **{"lines-0-amount": "75.00"})
+    assert response.status_code == 302, error_summary(response.data)
+    check = client.get("/take-payment/check")
+    assert "Continue to card details for £75.00" in main_text(check.data)
+    return client.post("/take-payment/check", data={"csrf_token": csrf_token(check.data)})
+
+
+def test_telephone_card_payment_goes_through_govuk_pay_as_moto_and_records_who_took_it(pay, signed_in):
+    from app.domain.payments import Payment
+
+    client = signed_in("finance")
+    response = _telephone(client)
+    assert response.status_code == 303 and response.location.startswith(f"{pay.base_url}/secure/")
+    payment = Payment.get()
+    assert (payment.channel, payment.moto, payment.taken_by.email, payment.office.code) == (
+        "telephone",
+        True,
+        "finance@demo.example.gov.uk",
+        "TH",
+    )
+    assert LedgerEntry.select().where(LedgerEntry.source_reference == payment.reference).count() == 0  # not yet paid
+    remote = pay.api("GET", f"/v1/payments/{payment.provider_payment_id}").get_json()
+    assert remote["moto"] is True
+
+    back = pay.pay(response.location)
+    assert back.headers["Location"].endswith(f"/take-payment/card/{payment.return_token}")
+    shown = client.get(f"/take-payment/card/{payment.return_token}")
+    assert shown.status_code == 302 and shown.location.endswith(f"/payments/{payment.reference}")
+    page = client.get(shown.location)
+    assert f"Telephone payment {payment.reference} taken: £75.00" in main_text(page.data)
+    assert "Taken by" in main_text(page.data)
+    entries = list(LedgerEntry.select().where(LedgerEntry.source_reference == payment.reference))
+    assert [(e.fund.code, e.amount_pence, e.method.code, e.user.email, e.office.code) for e in entries] == [
+        ("CTAX", 7500, "TEL", "finance@demo.example.gov.uk", "TH")
+    ]
+    client.get(f"/take-payment/card/{payment.return_token}")  # coming back again posts nothing more
+    assert LedgerEntry.select().where(LedgerEntry.source_reference == payment.reference).count() == 1
+
+
+def test_telephone_payment_declined_posts_nothing(pay, signed_in):
+    from app.domain.payments import Payment
+
+    client = signed_in("finance")
+    response = _telephone(client)
+    pay.pay(response.location, card_number="4000000000000002")
+    payment = Payment.get()
+    shown = client.get(f"/take-payment/card/{payment.return_token}")
+    page = client.get(shown.location)
+    assert "was not taken" in main_text(page.data)
+    assert LedgerEntry.select().where(LedgerEntry.source_reference == payment.reference).count() == 0
+
+
+def test_moto_needs_the_account_to_allow_it(govuk_pay_emulator):
+    from app.integrations.govuk_pay.emulator.errors import ApiError
+    from app.integrations.govuk_pay.emulator.validation import validate_create_payment
+
+    body = {"amount": 100, "reference": "R1", "description": "Test", "return_url": "https://x.test/", "moto": True}
+    with pytest.raises(ApiError) as refused:
+        validate_create_payment(body)
+    assert refused.value.code == "P0196"
+    assert validate_create_payment(body, moto_enabled=True)["moto"] is True

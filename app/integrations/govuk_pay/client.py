@@ -685,6 +685,7 @@ class GovukPayClient:
         cardholder_name: str | None = None,
         billing_address: dict | None = None,
         delayed_capture: bool = False,
+        moto: bool = False,
     ) -> Payment:
         """`POST /v1/payments`. Returns created=True for 201, created=False for a 200 replay.
 
@@ -719,6 +720,9 @@ class GovukPayClient:
             body["prefilled_cardholder_details"] = prefill
         if delayed_capture:
             body["delayed_capture"] = True
+        if moto:
+            # A telephone payment keyed by staff: needs MOTO switched on for the account (P0196).
+            body["moto"] = True
         response = self._request("POST", "/v1/payments", json_body=body, headers={"Idempotency-Key": idempotency_key})
         return parse_payment(
             self._json(response),

@@ -174,7 +174,7 @@ def _payment_response(doc: dict[str, Any], status: int) -> Response:
 def create_payment():
     idempotency_key = check_idempotency_key(request.headers.get("Idempotency-Key"))
     body = _json_body("P0197")
-    fields = validate_create_payment(body)
+    fields = validate_create_payment(body, moto_enabled=g.account.moto_enabled)
     doc, created = _emulator().create_payment(
         g.account, fields, idempotency_key=idempotency_key, fingerprint=fingerprint(body)
     )

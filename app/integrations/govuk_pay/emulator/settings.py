@@ -87,6 +87,8 @@ class Account:
     name: str
     webhook_secret: str = ""
     webhook_url: str = ""
+    # MOTO (telephone) payments need GOV.UK Pay to switch them on for the account (P0196 otherwise).
+    moto_enabled: bool = False
 
 
 def httpx_webhook_sender(url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -180,7 +182,12 @@ def settings_from_environment(environ: Mapping[str, str] | None = None) -> Emula
         secret = env.get(f"GOVUK_PAY_WEBHOOK_SECRET{suffix}", "").strip()
         if webhook_url and not secret:
             log.warning("GOV.UK Pay emulator: no GOVUK_PAY_WEBHOOK_SECRET%s: %r sends no webhooks", suffix, name)
-        accounts[key] = Account(name=name, webhook_secret=secret, webhook_url=webhook_url if secret else "")
+        accounts[key] = Account(
+            name=name,
+            webhook_secret=secret,
+            webhook_url=webhook_url if secret else "",
+            moto_enabled=_flag(env, f"GOVUK_PAY_MOTO_ENABLED{suffix}", False),
+        )
 
     settings = EmulatorSettings(
         accounts=accounts,

@@ -127,8 +127,10 @@ def _metadata(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def validate_create_payment(body: dict[str, Any]) -> dict[str, Any]:
-    """The fields of a valid create-payment request, or ApiError as GOV.UK Pay would answer."""
+def validate_create_payment(body: dict[str, Any], *, moto_enabled: bool = False) -> dict[str, Any]:
+    """The fields of a valid create-payment request, or ApiError as GOV.UK Pay would answer.
+
+    `moto_enabled`: whether GOV.UK Pay has switched MOTO payments on for the account."""
     # The firewall sits in front of the API and sees the request first.
     for field in ("reference", "description"):
         if isinstance(body.get(field), str) and FORBIDDEN_CHARACTERS.search(body[field]):
@@ -189,7 +191,7 @@ def validate_create_payment(body: dict[str, Any]) -> dict[str, Any]:
     parts = urlsplit(return_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise invalid("return_url", "Must be a valid URL format", status=422)
-    if moto:
+    if moto and not moto_enabled:
         raise ApiError(422, "P0196", MOTO_NOT_ENABLED, field="moto")
 
     return {
@@ -201,7 +203,7 @@ def validate_create_payment(body: dict[str, Any]) -> dict[str, Any]:
         "email": email,
         "metadata": metadata,
         "delayed_capture": bool(delayed_capture),
-        "moto": False,
+        "moto": bool(moto),
         "prefill": prefill,
     }
 

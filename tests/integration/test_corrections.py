@@ -8,7 +8,6 @@ on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import random
-import threading
 
 import pytest
 
@@ -16,12 +15,13 @@ from app.domain import corrections
 from app.domain.audit import AuditEvent
 from app.domain.corrections import Correction, Line, LinesRefused
 from app.domain.errors import DomainError, ImmutableRecord, NotFound
-from app.domain.funds import Fund, FundGroup, FundGroupFund
+from app.domain.funds import Fund
 from app.domain.ledger import IdempotencyConflict, LedgerEntry, PostingRequest, post
 from app.domain.methods import MethodOfPayment
 from app.domain.references import validate_reference
 from app.domain.references.demo import generate_valid_reference
-from app.domain.users import User, UserFundGroup, UserRole
+from app.domain.users import User
+from tests.integration.conftest import run_together
 from tests.pages import DEMO_EMAILS, csrf_token, error_summary, h1, inline_errors, main_text, summary_list, table_rows
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -357,50 +357,7 @@ def test_a_transfer_needs_two_lines_each_account_once_and_no_zero_lines(app):
 # --- races on a database of their own ---------------------------------------------------------
 
 
-@pytest.fixture
-def books(fresh_database):
-    """A minimal council: one fund in one group, a cash and a journal method, one finance officer."""
-    revenues = FundGroup.create(code="REVS", name="Revenues")
-    tax = Fund.create(code="CTAX", name="Council tax")
-    FundGroupFund.create(fund_group=revenues, fund=tax)
-    MethodOfPayment.create(code="JNL", name="Journal or transfer", channel="journal")
-    cash = MethodOfPayment.create(code="CASH", name="Cash", channel="cash")
-    officer = User.create(email="officer@example.gov.uk", name="Officer", password_hash="x")
-    UserRole.create(user=officer, role="finance_officer")
-    UserFundGroup.create(user=officer, fund_group=revenues)
-    entry = post(
-        PostingRequest(
-            idempotency_key="race-payment",
-            fund=tax,
-            account_reference="11111111",
-            amount_pence=10_000,
-            method=cash,
-            source="staff_payment",
-        )
-    ).entry
-    return {"db": fresh_database, "fund": tax, "officer": officer, "entry": entry}
-
-
-def run_together(db, count: int, work) -> list:
-    """Run work(i) on `count` threads released at once; each result or the exception it raised."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = work(i)
-        except Exception as exc:  # the test looks at each outcome
-            results[i] = exc
-        finally:
-            db.close()  # each thread has its own connection
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
+# `books` and `run_together` live in tests/integration/conftest.py (refunds race too).
 
 
 def test_a_double_submission_of_one_reversal_makes_one_correction(books):

@@ -128,3 +128,38 @@ def test_card_refund_through_govuk_pay(pay, client, signed_in):
     assert done.refund_entry.amount_pence == -2_345
     remote = client.application.extensions["govuk_pay"].client("default").get_payment(payment.provider_payment_id)
     assert remote.refund_summary.amount_submitted == 2_345
+
+
+# --- races: one wins, nothing doubled ------------------------------------------------------------
+
+from tests.integration.conftest import run_together  # noqa: E402 - `books` is a fixture there too
+
+
+def test_a_double_click_on_refund_makes_one_refund_and_one_entry(books):
+    entry, officer = books["entry"], books["officer"]
+    results = run_together(
+        books["db"], 8, lambda i: refunds.request_refund(entry, officer, 2_500, "Paid twice", submission_key="click")
+    )
+    assert all(isinstance(r, tuple) for r in results), results
+    assert sum(created for _, created in results) == 1
+    assert Refund.select().count() == 1
+    refund = Refund.get()
+    refunds.carry_out(refund)
+    refunds.carry_out(Refund.get_by_id(refund.id))  # the job running twice posts once
+    assert LedgerEntry.select().where(LedgerEntry.source == "refund").count() == 1
+    assert refunds.refundable_pence(entry) == entry.amount_pence - 2_500
+
+
+def test_two_officers_refunding_most_of_one_payment_at_once_refund_it_once(books):
+    entry, officer = books["entry"], books["officer"]
+    results = run_together(
+        books["db"],
+        6,
+        lambda i: refunds.request_refund(entry, officer, 6_000, "Overpaid", submission_key=f"tab-{i}"),
+    )
+    made = [r for r in results if isinstance(r, tuple)]
+    refused = [r for r in results if isinstance(r, DomainError)]
+    assert len(made) == 1 and len(refused) == 5, results
+    assert all("You can refund up to £40.00" in r.message for r in refused)
+    assert Refund.select().count() == 1
+    assert refunds.refundable_pence(entry) == 4_000

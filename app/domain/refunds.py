@@ -38,6 +38,10 @@ STATUSES = {
     "failed": "Failed",
 }
 OPEN = ("awaiting_approval", "submitted")
+# Money that came in. Journal and transfer lines only move it inside the council: a refund of
+# money a journal moved is asked for on the payment it came from (whose refundable amount the
+# journal has already reduced), so that a card payment is refunded to the card.
+REFUNDABLE_SOURCES = ("payment", "staff_payment", "import", "suspense_allocation", "adjustment")
 MAX_REASON = 500
 
 
@@ -97,8 +101,8 @@ def request_refund(
         return existing, False
     if not actor.can(Permission.REQUEST_REFUNDS) or entry.fund_id not in visible_fund_ids(actor):
         raise DomainError("You cannot refund this payment", "amount")
-    if entry.amount_pence <= 0 or entry.source in ("refund", "reversal"):
-        raise DomainError("Only a payment can be refunded", "amount")
+    if entry.amount_pence <= 0 or entry.source not in REFUNDABLE_SOURCES:
+        raise DomainError("Only a payment can be refunded: refund the payment this came from", "amount")
     if not isinstance(amount_pence, int) or isinstance(amount_pence, bool) or amount_pence <= 0:
         raise DomainError("Enter an amount more than £0.00", "amount")
     reason = (reason or "").strip()

@@ -234,7 +234,7 @@ def _visible_entry(receipt: str) -> LedgerEntry:
 def _actions(item: LedgerEntry) -> list[dict]:
     """What this user may do to put the entry right, linked from its page (each page checks again)."""
     from app.domain.corrections import why_not_correctable
-    from app.domain.refunds import refundable_pence
+    from app.domain.refunds import REFUNDABLE_SOURCES, refundable_pence
     from app.domain.suspense import SuspenseItem
 
     actions = []
@@ -245,7 +245,8 @@ def _actions(item: LedgerEntry) -> list[dict]:
                 {"href": url_for("suspense.allocate", suspense_id=suspense.id), "text": "Allocate from suspense"}
             )
         return actions
-    if g.user.can(Permission.REQUEST_REFUNDS) and item.amount_pence > 0 and refundable_pence(item) > 0:
+    refundable = item.amount_pence > 0 and item.source in REFUNDABLE_SOURCES and refundable_pence(item) > 0
+    if g.user.can(Permission.REQUEST_REFUNDS) and refundable:
         actions.append({"href": url_for("refunds.ask", receipt=item.receipt_reference), "text": "Refund"})
     if g.user.can(Permission.CORRECT_LEDGER):
         if why_not_correctable(item, "journal") is None:

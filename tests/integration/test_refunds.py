@@ -163,3 +163,17 @@ def test_two_officers_refunding_most_of_one_payment_at_once_refund_it_once(books
     assert all("You can refund up to £40.00" in r.message for r in refused)
     assert Refund.select().count() == 1
     assert refunds.refundable_pence(entry) == 4_000
+
+
+def test_journal_lines_are_not_refunded_the_payment_they_came_from_is(books):
+    from app.domain import corrections
+    from app.domain.corrections import Line
+
+    entry, officer, tax = books["entry"], books["officer"], books["fund"]
+    corrections.journal(entry, officer, "Wrong account", [Line(tax, "22222222", 3_000)], submission_key="j1")
+    moved = LedgerEntry.get((LedgerEntry.source == "journal") & (LedgerEntry.amount_pence > 0))
+    with pytest.raises(DomainError, match="refund the payment this came from"):
+        refunds.request_refund(moved, officer, 1_000, "Overpaid", submission_key="r1")
+    assert refunds.refundable_pence(entry) == 7_000  # the journal already took £30 off the payment
+    refund, _ = refunds.request_refund(entry, officer, 7_000, "Overpaid", submission_key="r2")
+    assert refund.amount_pence == 7_000

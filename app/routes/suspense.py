@@ -183,7 +183,13 @@ def _check(item, form: AllocationForm):
     try:
         return suspense.check_allocation(item, g.user, lines), {}
     except AllocationRefused as exc:
-        return None, exc.errors
+        errors = dict(exc.errors)
+        if "total" in errors and len(lines) > 1 and all(line.amount_pence is not None for line in lines):
+            # Shown at the first line's amount: say it is the lines together that are too much.
+            total = format_pence(sum(line.amount_pence for line in lines))
+            message = errors["total"]
+            errors["total"] = f"The lines add up to {total}: {message[:1].lower()}{message[1:]}"
+        return None, errors
     except DomainError as exc:
         return None, {"total": exc.message}
 

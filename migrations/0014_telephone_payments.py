@@ -31,6 +31,9 @@ def down(migrator, db):
     migrator.migrate(
         migrator.drop_column('council_settings', 'vat_registration_number'),
         migrator.drop_column('council_settings', 'postal_address'),
+        # add_column made an index for each foreign key; SQLite cannot drop a column an index uses.
+        migrator.drop_index('payment', 'payment_office_id'),
+        migrator.drop_index('payment', 'payment_taken_by_id'),
         migrator.drop_column('payment', 'office_id'),
         migrator.drop_column('payment', 'taken_by_id'),
         migrator.drop_column('payment', 'moto'),

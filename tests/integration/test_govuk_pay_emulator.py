@@ -279,7 +279,6 @@ FIREWALL = "Request blocked by security rules. Please consult API documentation 
             "delayed_capture",
             iv("delayed_capture", "Must be true or false"),
         ),
-        (VALID | {"moto": True}, 422, "P0196", "moto", None),
         (VALID | {"authorisation_mode": "moto_api"}, 400, "P0104", "return_url", "Unexpected attribute: return_url"),
         (_without("return_url") | {"authorisation_mode": "moto_api"}, 422, "P0195", None, None),
         (
@@ -318,6 +317,14 @@ def test_create_validation(govuk_pay_emulator, body, status, code, field, descri
     response = govuk_pay_emulator.api("POST", "/v1/payments", json=body)
     error = assert_error(response, status, code, description)
     assert error.get("field") == field
+
+
+def test_moto_is_refused_unless_the_account_has_it_switched_on(govuk_pay_emulator):
+    # In the tests the default account has MOTO on (telephone payments) and parking does not.
+    refused = govuk_pay_emulator.api("POST", "/v1/payments", key=PARKING_API_KEY, json=VALID | {"moto": True})
+    assert assert_error(refused, 422, "P0196", None).get("field") == "moto"
+    made = govuk_pay_emulator.api("POST", "/v1/payments", json=VALID | {"moto": True})
+    assert made.status_code == 201 and made.get_json()["moto"] is True
 
 
 def test_create_rejects_bad_json_and_what_the_firewall_blocks(govuk_pay_emulator):

@@ -125,3 +125,114 @@ def register_cli(app: Flask) -> None:
         if report.fatal:
             click.echo(f"The load stopped part way: {report.fatal}", err=True)
             sys.exit(1)
+
+    @app.cli.command("import-file")
+    @click.option(
+        "--template", "template_name", required=True, help="The import template's name, e.g. 'allpay daily file'."
+    )
+    @click.option(
+        "--user", "email", default=None, help="Who imports it (a user who may import files); default: the first one."
+    )
+    @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+    def import_file_command(template_name, email, path):
+        """Preview a payment file, print what will happen, then import it; exit 1 if it is rejected or a duplicate."""
+        import os
+
+        from peewee import fn
+
+        from app.domain.errors import DomainError
+        from app.domain.imports import batches
+        from app.domain.imports.formats import FileRejected
+        from app.domain.imports.templates import ImportTemplate
+        from app.domain.money import format_pence
+        from app.domain.users import Permission, User
+
+        template = ImportTemplate.get_or_none(fn.LOWER(ImportTemplate.name) == template_name.strip().lower())
+        if template is None:
+            names = ", ".join(t.name for t in ImportTemplate.active(payments_only=True))
+            click.echo(f"There is no import template called {template_name!r}. Templates: {names}", err=True)
+            sys.exit(1)
+        if email:
+            user = User.get_or_none(fn.LOWER(User.email) == email.strip().lower())
+        else:
+            user = next(
+                (u for u in User.select().order_by(User.id) if u.enabled and u.can(Permission.IMPORT_FILES)), None
+            )
+        if user is None or not user.can(Permission.IMPORT_FILES):
+            click.echo("Name a user who may import files with --user EMAIL", err=True)
+            sys.exit(1)
+        directory = os.path.abspath(app.config["IMPORT_STORAGE_DIR"])
+        try:
+            with path.open("rb") as data:
+                result = batches.preview(template, path.name, data, user, directory=directory)
+        except FileRejected as exc:
+            click.echo(f"The file was rejected: {exc.message}", err=True)
+            sys.exit(1)
+        except DomainError as exc:
+            click.echo(f"The file cannot be imported: {exc.message}", err=True)
+            sys.exit(1)
+        batch = result.batch
+        click.echo(
+            f"Import {batch.id}: {batch.row_count:,} lines, {format_pence(batch.file_total_pence)}. "
+            f"To post: {batch.posted_count:,} ({format_pence(batch.posted_total_pence)}). "
+            f"To suspense: {batch.suspense_count:,} ({format_pence(batch.suspense_total_pence)}). "
+            f"Skipped: {batch.skipped_count:,}. Rejected: {batch.rejected_count:,}."
+        )
+        for reason, count in batch.suspense_reasons():
+            click.echo(f"  Suspense, {count:,} line{'s' if count != 1 else ''}: {reason}")
+        for problem in result.first_problems:
+            click.echo(f"  Line {problem.line_number} ({problem.kind_name.lower()}): {problem.message}")
+        try:
+            if not batches.confirm(batch, user):
+                click.echo("This import had already been confirmed.", err=True)
+                sys.exit(1)
+        except batches.DuplicateFile as exc:
+            click.echo(exc.message, err=True)
+            sys.exit(1)
+        batch = batches.run_batch(batch.id, directory=directory)
+        if batch.status != "completed":
+            click.echo(f"Import {batch.id} failed: {batch.failure_message}", err=True)
+            sys.exit(1)
+        click.echo(
+            f"Imported: {batch.posted_count:,} posted ({format_pence(batch.posted_total_pence)}), "
+            f"{batch.suspense_count:,} to suspense ({format_pence(batch.suspense_total_pence)})."
+        )
+
+    @app.cli.command("export-run")
+    @click.argument("template_code")
+    @click.option("--until", "until_text", default=None, help="Cut-off business date, YYYY-MM-DD (default: yesterday).")
+    def export_run_command(template_code, until_text):
+        """Run an export template (for scheduled transfers); print the file name, count, total and SHA-256.
+
+        Exit 0 when a batch was made or there was nothing new to export, 1 when the run was refused.
+        """
+        import datetime as dt
+
+        from app.db import utcnow
+        from app.domain.errors import DomainError
+        from app.domain.exports.runs import NothingToExport, run_export
+        from app.domain.exports.templates import ExportTemplate
+        from app.domain.money import format_pence
+        from app.domain.ukdates import business_date
+
+        template = ExportTemplate.get_or_none(ExportTemplate.code == template_code.strip().upper())
+        if template is None:
+            click.echo(f"There is no export template with the code {template_code}", err=True)
+            sys.exit(1)
+        try:
+            until = dt.date.fromisoformat(until_text) if until_text else business_date(utcnow()) - dt.timedelta(days=1)
+        except ValueError:
+            click.echo("Give --until as a date like 2026-03-31", err=True)
+            sys.exit(1)
+        try:
+            batch = run_export(template, until, trigger="cli")
+        except NothingToExport as exc:
+            click.echo(exc.message)
+            return
+        except DomainError as exc:
+            click.echo(f"The export was refused: {exc.message}", err=True)
+            sys.exit(1)
+        click.echo(
+            f"Batch {batch.id}: {batch.file_name}, {batch.entry_count:,} transactions, "
+            f"{format_pence(batch.total_pence)}, SHA-256 {batch.sha256}"
+        )

@@ -39,6 +39,10 @@ class Config:
         self.LOCKOUT_THRESHOLD = _int("LOCKOUT_THRESHOLD", 5)
         self.LOCKOUT_MINUTES = _int("LOCKOUT_MINUTES", 15)
         self.MAX_CONTENT_LENGTH = _int("MAX_UPLOAD_BYTES", 50 * 1024 * 1024)
+        # Payment file imports (app/domain/imports/batches.py): size limit, stored files, dead-worker timeout.
+        self.IMPORT_MAX_BYTES = _int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
+        self.IMPORT_STORAGE_DIR = os.environ.get("IMPORT_STORAGE_DIR", "") or "instance/imports"
+        self.IMPORT_STALE_SECONDS = _int("IMPORT_STALE_SECONDS", 120)
         self.WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, which expires on inactivity
         self.WTF_CSRF_SSL_STRICT = _bool("WTF_CSRF_SSL_STRICT", True)
         # GOV.UK Notify: when both are set, e-mails are delivered through Notify; otherwise kept in the outbox.
@@ -109,6 +113,10 @@ class TestingConfig(Config):
         self.GOVUK_PAY_BASE_URL = "http://govuk-pay.test"
         self.GOVUK_PAY_PAGE_ORIGIN = "http://govuk-pay.test"
         self.GOVUK_PAY_ACCOUNTS = {name: PayAccount(name, key, secret) for name, key, secret in TEST_PAY_ACCOUNTS}
+        import tempfile
+
+        # Each test session keeps its uploaded import files apart from a developer's own.
+        self.IMPORT_STORAGE_DIR = os.path.join(tempfile.gettempdir(), f"ims-test-imports-{os.getpid()}")
 
 
 CONFIGS = {"development": DevelopmentConfig, "production": Config, "testing": TestingConfig}

@@ -289,6 +289,17 @@ def seed_configuration() -> None:
     # Reference rules, check digits and a few account holders for the demo funds
     seed_demo_reference_rules()
 
+    # Export templates every council starts with (idempotent: never changes one that exists)
+    from app.domain.exports.templates import ensure_presets
+
+    ensure_presets()
+
+    # Built-in import templates (allpay, DWP, LocalGov IMS CSV, account holders) with demo defaults
+    from app.domain.imports.templates import ensure_builtin_templates, set_demo_template_defaults
+
+    ensure_builtin_templates()
+    set_demo_template_defaults()
+
 
 def seed_ledger(entries: int = 400, days: int = 90, seed: int = 2026) -> int:
     """Post `entries` payments over the last `days` days. Returns how many were new."""

@@ -108,3 +108,24 @@ def recover_govuk_pay_payments() -> dict:
     for refund in list(open_card_refunds()):
         carry_out(refund, _client_for)
     return {"checked": report.checked, "finished": report.finished, "errors": report.errors}
+
+
+@huey.task()
+def run_import(batch_id: int, directory: str) -> str:
+    """Post one confirmed import batch: all of it in one transaction, or none (app/domain/imports/batches.py).
+
+    No automatic retries: a failed import says why on its page and a person chooses to run it again.
+    """
+    _bind()
+    from app.domain.imports.batches import run_batch
+
+    return run_batch(batch_id, directory=directory).status
+
+
+@huey.periodic_task(crontab(minute="*"))
+def run_scheduled_exports() -> dict:
+    """Every minute: run each daily export template whose time has come today (once a day each)."""
+    _bind()
+    from app.domain.exports.runs import run_due_exports
+
+    return run_due_exports()

@@ -9,8 +9,13 @@ from app.domain.api_keys import ApiKey
 from app.domain.audit import AuditEvent
 from app.domain.corrections import Correction
 from app.domain.council import CouncilSettings
+from app.domain.exports.runs import ExportBatch, ExportedEntry, ExportFileChunk
+from app.domain.exports.templates import ExportTemplate
 from app.domain.feedback import Feedback
 from app.domain.funds import Fund, FundGroup, FundGroupFund
+from app.domain.imports.batches import ImportBatch, ImportProblem
+from app.domain.imports.rules import ImportRule
+from app.domain.imports.templates import ImportTemplate
 from app.domain.ledger import LedgerEntry, ReceiptNumber
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
@@ -55,4 +60,12 @@ ALL_MODELS = [
     SuspenseNote,
     SuspenseAllocation,
     Refund,
+    ImportTemplate,
+    ImportRule,
+    ImportBatch,
+    ImportProblem,
+    ExportTemplate,
+    ExportBatch,
+    ExportedEntry,
+    ExportFileChunk,
 ]

@@ -20,6 +20,8 @@ STAFF_NAVIGATION = [
     ("Corrections", "corrections.list_corrections", Permission.VIEW_LEDGER),
     ("Refunds", "refunds.list_refunds", Permission.VIEW_LEDGER),
     ("Suspense", "suspense.list_items", Permission.VIEW_LEDGER),
+    ("Imports", "imports.list_batches", Permission.VIEW_LEDGER),
+    ("Exports", "exports.history", Permission.VIEW_LEDGER),
     ("Accounts", "accounts.search", Permission.VIEW_LEDGER),
     ("Settings", "admin.settings_index", Permission.VIEW_CONFIG),
     ("Users", "users.list_users", Permission.MANAGE_USERS),

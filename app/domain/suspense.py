@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from peewee import (
@@ -70,6 +70,7 @@ from app.domain.ledger import (
     normalise_receipt_reference,
     post,
     post_many,
+    write_rows,
     write_transaction,
 )
 from app.domain.methods import MethodOfPayment
@@ -436,6 +437,93 @@ def _checked_detail(detail) -> str:
     return text if len(text) <= MAX_DETAIL_LENGTH else text[: MAX_DETAIL_LENGTH - 1] + "…"
 
 
+def suspense_request(
+    fund: Fund,
+    amount_pence: int,
+    method: MethodOfPayment,
+    *,
+    source: str,
+    idempotency_key: str,
+    reference: str = "",
+    taken_at: dt.datetime | None = None,
+    payer_name: str = "",
+    payer_email: str = "",
+    payer_address: str = "",
+    narrative: str = "",
+    user: User | None = None,
+    office: Office | None = None,
+    source_reference: str = "",
+    import_batch_id: int | None = None,
+    ledger_source: str | None = None,
+) -> PostingRequest:
+    """The posting that brings money into a suspense fund (see `put_into_suspense`).
+
+    `put_into_suspense` posts it one at a time; bulk paths (imports) post many with
+    `ledger.post_batch` and then open their items with `open_items_bulk`.
+    """
+    if not isinstance(fund, Fund) or fund.id is None or not fund.is_suspense:
+        raise DomainError("Money in suspense must go to a suspense fund", "fund")
+    source = _checked_source(source)
+    if not isinstance(amount_pence, int) or isinstance(amount_pence, bool) or amount_pence <= 0:
+        raise DomainError("Enter an amount greater than £0.00", "amount")
+    return PostingRequest(
+        idempotency_key=idempotency_key,
+        fund=fund,
+        account_reference=(reference or "").strip().upper(),
+        amount_pence=amount_pence,
+        method=method,
+        source=ledger_source or LEDGER_SOURCES[source],
+        taken_at=taken_at,
+        office=office,
+        user=user,
+        narrative=narrative or f"In suspense: {SOURCES[source].lower()}",
+        payer_name=payer_name,
+        payer_email=payer_email,
+        payer_address=payer_address,
+        source_reference=source_reference,
+        import_batch_id=import_batch_id,
+        money_already_taken=True,
+    )
+
+
+def open_items_bulk(entries: Iterable[tuple[int, int, int, dt.date, str]], *, source: str) -> int:
+    """Open items, set-based, for money a bulk posting has just put into a suspense fund.
+
+    `entries` are (ledger entry id, suspense fund id, amount in pence, business date, detail),
+    for entries made by `ledger.post_batch` from `suspense_request` (so each is money received
+    in a suspense fund). Written in one statement per call (COPY on PostgreSQL) inside the
+    caller's transaction; returns how many were opened. Nothing is audited per item: the caller
+    (an import batch) records the whole posting.
+    """
+    source = _checked_source(source)
+    postgres = is_postgres()
+    now = utcnow()
+    stamp = now if postgres else str(now)
+    rows = []
+    for entry_id, fund_id, amount, day, detail in entries:
+        if not isinstance(amount, int) or amount <= 0:
+            raise DomainError("Only money received can be put into suspense", "amount")
+        received = day if postgres else str(day)
+        rows.append(
+            (entry_id, fund_id, amount, amount, source, _checked_detail(detail), received, "open", stamp, stamp)
+        )
+    if rows:
+        columns = (
+            "ledger_entry_id",
+            "fund_id",
+            "amount_pence",
+            "remaining_pence",
+            "source",
+            "source_detail",
+            "received_on",
+            "status",
+            "created_at",
+            "updated_at",
+        )
+        write_rows("suspense_item", columns, rows)
+    return len(rows)
+
+
 def put_into_suspense(
     fund: Fund,
     amount_pence: int,
@@ -470,29 +558,24 @@ def put_into_suspense(
     Posts even if the suspense fund or the method has since been disabled: the money has arrived.
     Returns (item, created). Safe inside the caller's transaction.
     """
-    if not isinstance(fund, Fund) or fund.id is None or not fund.is_suspense:
-        raise DomainError("Money in suspense must go to a suspense fund", "fund")
-    source = _checked_source(source)
     detail = _checked_detail(detail)
-    if not isinstance(amount_pence, int) or isinstance(amount_pence, bool) or amount_pence <= 0:
-        raise DomainError("Enter an amount greater than £0.00", "amount")
-    request = PostingRequest(
+    request = suspense_request(
+        fund,
+        amount_pence,
+        method,
+        source=source,
         idempotency_key=idempotency_key,
-        fund=fund,
-        account_reference=(reference or "").strip().upper(),
-        amount_pence=amount_pence,
-        method=method,
-        source=ledger_source or LEDGER_SOURCES[source],
+        reference=reference,
         taken_at=taken_at,
-        office=office,
-        user=user,
-        narrative=narrative or f"In suspense: {SOURCES[source].lower()}",
         payer_name=payer_name,
         payer_email=payer_email,
         payer_address=payer_address,
+        narrative=narrative,
+        user=user,
+        office=office,
         source_reference=source_reference,
         import_batch_id=import_batch_id,
-        money_already_taken=True,
+        ledger_source=ledger_source,
     )
     try:
         with write_transaction():

@@ -412,7 +412,7 @@ GROUP_LIMIT = 50
 class TimelineItem:
     """One thing that happened to an entry. `kind` says what `reference` is, for the page's link:
     card_payment and staff_payment (a payment's reference), entry (a receipt), refund (a refund's
-    reference), suspense (a suspense item's id), or nothing."""
+    reference), suspense (a suspense item's id), export (an export batch's id), or nothing."""
 
     when: dt.datetime
     title: str
@@ -542,6 +542,20 @@ def timeline(entry: LedgerEntry, fund_ids: Iterable[int]) -> list[TimelineItem]:
                 str(suspense.id),
                 suspense.remaining_pence,
                 description=suspense.source_detail,
+            )
+        )
+    from app.domain.exports.runs import batches_for_entry, can_see_template
+
+    for batch, live in batches_for_entry(entry.id):
+        items.append(
+            TimelineItem(
+                batch.created_at,
+                f"Exported in {batch.file_name}" + ("" if live else " (batch void: exportable again)"),
+                # A link only to a batch the user may open (they see every fund its template may hold).
+                "export" if can_see_template(batch.template, visible) else "",
+                str(batch.id),
+                by=batch.created_by.name if batch.created_by_id else batch.trigger_name,
+                description=f"{batch.template.name} ({batch.template.code}), file {batch.sequence}",
             )
         )
     emailed = AuditEvent.select().where(

@@ -35,6 +35,10 @@ class Permission(StrEnum):
     VIEW_AUDIT = "audit.view"
     VIEW_FEEDBACK = "feedback.view"
     VIEW_OUTBOX = "outbox.view"
+    # Preview and run export templates (back-office files, general ledger journals).
+    RUN_EXPORTS = "exports.run"
+    # Upload, preview and confirm payment files (allpay, DWP, CSV): app/domain/imports/batches.py.
+    IMPORT_FILES = "imports.run"
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Role:
 
 
 P = Permission
-_FINANCE = {P.VIEW_LEDGER, P.TAKE_PAYMENTS, P.REQUEST_REFUNDS, P.CORRECT_LEDGER}
+_FINANCE = {P.VIEW_LEDGER, P.TAKE_PAYMENTS, P.REQUEST_REFUNDS, P.CORRECT_LEDGER, P.IMPORT_FILES, P.RUN_EXPORTS}
 ROLES: dict[str, Role] = {
     role.code: role
     for role in (

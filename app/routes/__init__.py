@@ -18,7 +18,10 @@ def register_blueprints(app: Flask) -> None:
         audit,
         auth,
         corrections,
+        exports,
         feedback_admin,
+        import_admin,
+        imports,
         ledger,
         pages,
         pay,
@@ -38,6 +41,7 @@ def register_blueprints(app: Flask) -> None:
         staff,
         admin,
         references_admin,
+        import_admin,
         accounts,
         users,
         api_keys,
@@ -52,5 +56,7 @@ def register_blueprints(app: Flask) -> None:
         staff_payments,
         refunds,
         suspense,
+        exports,
+        imports,
     ):
         app.register_blueprint(module.bp)

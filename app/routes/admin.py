@@ -19,7 +19,7 @@ from app.domain.vat import VatCode, add_rate, format_rate, parse_percentage
 from app.forms.settings import ConfirmForm, CouncilSettingsForm, VatRateForm
 from app.routes import client_ip
 from app.routes.add_journey import answers_form, forget_answers, keep_answers, show_domain_error, waiting_form
-from app.routes.admin_sections import SECTIONS, Section
+from app.routes.admin_sections import LINKS, SECTIONS, Section
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/settings")
 
@@ -70,7 +70,7 @@ def _summary_rows(section: Section, values: dict) -> list[tuple[str, str]]:
 @bp.get("")
 @requires(VIEW)
 def settings_index():
-    return render_template("admin/index.html", sections=SECTIONS.values())
+    return render_template("admin/index.html", sections=SECTIONS.values(), links=LINKS)
 
 
 @bp.get("/council")

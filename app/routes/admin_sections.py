@@ -185,3 +185,33 @@ _register(
         summary=[("Address", lambda o: o["address"] or "None")],
     )
 )
+
+
+@dataclass
+class SettingsLink:
+    """A settings page served by its own blueprint (not a Section), listed on the settings index."""
+
+    title: str
+    endpoint: str
+    description: str
+
+
+LINKS: list[SettingsLink] = [
+    SettingsLink(
+        "Import templates",
+        "import_admin.templates",
+        "The files the council imports (allpay, DWP, CSV layouts of your own) and their default fund and method.",
+    ),
+    SettingsLink(
+        "Import rules",
+        "import_admin.rules",
+        "What to do with particular lines of an import: set the fund or method, change the reference, "
+        "send to suspense or skip.",
+    ),
+    SettingsLink(
+        "Export templates",
+        "exports.templates",
+        "Files for back-office systems and general ledger journals: which transactions, the layout, "
+        "control totals, file names and when they run.",
+    ),
+]

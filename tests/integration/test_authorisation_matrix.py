@@ -213,10 +213,86 @@ def _suspense_item_for(user: User | None) -> int:
     return item.id
 
 
+def _import_batch_for(_user: User | None) -> int:
+    """A previewed allpay import (one line), uploaded by the finance officer."""
+    import io
+
+    from flask import current_app
+
+    from app.domain.imports import batches
+    from app.domain.imports.templates import ImportTemplate, ensure_builtin_templates, set_demo_template_defaults
+
+    found = batches.ImportBatch.select().where(batches.ImportBatch.file_name == "matrix.txt").first()
+    if found is not None:
+        return found.id
+    ensure_builtin_templates()
+    set_demo_template_defaults()
+    # The sample line of spec/file-formats.md §1, and its trailer.
+    data = (
+        b" 3356107000669297          60.00T30/06/2022\r\n\r\n"
+        b"Total Amount Updated onto System: 60.00\r\nTotal Transactions updated onto System: 1\r\n"
+    )
+    result = batches.preview(
+        ImportTemplate.builtin("allpay"),
+        "matrix.txt",
+        io.BytesIO(data),
+        User.get(User.email == DEMO_EMAILS["finance"]),
+        directory=current_app.config["IMPORT_STORAGE_DIR"],
+    )
+    return result.batch.id
+
+
 def _payment_for(user: User | None, made: dict[str, Payment]) -> str:
     if user is not None and Fund.by_code("CTAX").id not in visible_fund_ids(user):
         return made["HRENT"].reference
     return made["CTAX"].reference
+
+
+def _import_template_id(_user: User | None) -> int:
+    from app.domain.imports.templates import ImportTemplate
+
+    return ImportTemplate.builtin("allpay").id
+
+
+def _import_rule_id(_user: User | None) -> int:
+    from app.domain.imports.rules import ImportRule, create_rule
+
+    rule = ImportRule.select().order_by(ImportRule.id).first()
+    if rule is None:
+        condition = {"field": "reference", "op": "equals", "value": "MATRIX"}
+        rule = create_rule(None, {"name": "Matrix", "join": "all", "conditions": [condition], "action": "skip"})
+    return rule.id
+
+
+def _export_template_for(user: User | None) -> int:
+    """An export template whose funds the user sees (a rents one for housing staff)."""
+    from app.domain.exports.templates import PRESETS, ExportTemplate, create_template
+
+    if user is None or Fund.by_code("CTAX").id in visible_fund_ids(user) or not user.can(Permission.VIEW_LEDGER):
+        return ExportTemplate.by_code("CTAXDAILY").id
+    template = ExportTemplate.by_code("MXRENT")
+    if template is None:
+        preset = next(p for p in PRESETS if p["code"] == "CTAXDAILY")
+        definition = preset["definition"] | {"selection": {"funds": ["HRENT"]}, "allow_empty": True}
+        template = create_template(None, preset | {"code": "MXRENT", "definition": definition})
+    return template.id
+
+
+def _export_batch_for(user: User | None) -> int:
+    """A batch of that template (made once; an empty file if there is nothing to export)."""
+    import datetime as dt
+
+    from app.domain.exports.runs import ExportBatch, run_export
+    from app.domain.exports.templates import ExportTemplate
+
+    template = ExportTemplate.get_by_id(_export_template_for(user))
+    batch = ExportBatch.select().where(ExportBatch.template == template).first()
+    if batch is None:
+        if not template.parsed().allow_empty:
+            template.definition = template.definition.replace('"allow_empty": false', '"allow_empty": true')
+            template.save()
+        batch = run_export(template, dt.date.today() - dt.timedelta(days=1))
+    return batch.id
 
 
 def build_cases(app: Flask, user: User | None) -> list[Case]:
@@ -242,6 +318,11 @@ def build_cases(app: Flask, user: User | None) -> list[Case]:
         "staff_reference": _staff_payment_for,
         "suspense_id": _suspense_item_for,
         "refund_reference": _refund_for,
+        "export_template_id": _export_template_for,
+        "export_batch_id": _export_batch_for,
+        "batch_id": _import_batch_for,
+        "template_id": _import_template_id,
+        "rule_id": _import_rule_id,
     }
     cases = []
     with app.test_request_context():

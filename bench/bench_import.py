@@ -88,9 +88,9 @@ def raw_insert(batch_id: int) -> tuple[int, float]:
     Returns (rows, seconds).
     """
     from app.db import database, is_postgres
-    from app.domain.ledger import _BULK_COLUMNS, make_receipt_reference, write_rows
+    from app.domain.ledger import BULK_COLUMNS, make_receipt_reference, write_rows
 
-    names = ", ".join(_BULK_COLUMNS)
+    names = ", ".join(BULK_COLUMNS)
     (largest,) = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM ledger_entry").fetchone()
     (numbers,) = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM receipt_number").fetchone()
     marker = "%s" if is_postgres() else "?"
@@ -113,7 +113,7 @@ def raw_insert(batch_id: int) -> tuple[int, float]:
                 n = row[0] + offset
                 fresh.append((n, make_receipt_reference(numbers + n), f"raw:{row[2]}", *row[3:-1], None))
             began = time.perf_counter()
-            write_rows("ledger_entry", _BULK_COLUMNS, fresh)
+            write_rows("ledger_entry", BULK_COLUMNS, fresh)
             spent += time.perf_counter() - began
             rows_written += len(fresh)
         transaction.rollback()

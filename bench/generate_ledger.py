@@ -88,33 +88,10 @@ LAST_NAMES = (
 STAFF_CHANNELS = {"telephone_card", "counter_card", "cash", "cheque", "postal_order"}
 EXTRA_STAFF = 40
 ACCOUNTS_PER_FUND = 4_000
-COLUMNS = [
-    "id",
-    "receipt_reference",
-    "idempotency_key",
-    "fund_id",
-    "account_reference",
-    "amount_pence",
-    "vat_code_id",
-    "vat_rate",
-    "vat_pence",
-    "net_pence",
-    "method_id",
-    "office_id",
-    "user_id",
-    "narrative",
-    "payer_name",
-    "payer_email",
-    "payer_address",
-    "taken_at",
-    "business_date",
-    "created_at",
-    "source",
-    "source_reference",
-    "corrects_id",
-    "group_reference",
-    "import_batch_id",
-]
+# The ledger's own bulk-insert column order (app/domain/ledger.py), so the two never drift apart.
+from app.domain.ledger import BULK_COLUMNS  # noqa: E402
+
+COLUMNS = list(BULK_COLUMNS)
 _REF = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 

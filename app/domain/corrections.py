@@ -52,6 +52,7 @@ from app.domain.ledger import (
     IdempotencyConflict,
     LedgerEntry,
     PostingRequest,
+    audit_entries,
     post_many,
     write_transaction,
 )
@@ -386,15 +387,7 @@ def _commit(
                     "reason": reason,
                     "corrects": locked.receipt_reference if locked is not None else None,
                     "amount_pence": amount,
-                    "entries": [
-                        {
-                            "receipt": e.receipt_reference,
-                            "fund": e.fund.code,
-                            "account_reference": e.account_reference,
-                            "amount_pence": e.amount_pence,
-                        }
-                        for e in entries
-                    ],
+                    "entries": audit_entries(entries),
                 },
                 ip_address=ip_address,
             )

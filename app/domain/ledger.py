@@ -380,6 +380,19 @@ class PostingResult:
     created: bool
 
 
+def audit_entries(entries) -> list[dict]:
+    """What an audit event records of the entries a correction or allocation posted."""
+    return [
+        {
+            "receipt": e.receipt_reference,
+            "fund": e.fund.code,
+            "account_reference": e.account_reference,
+            "amount_pence": e.amount_pence,
+        }
+        for e in entries
+    ]
+
+
 def write_transaction():
     """A transaction that takes SQLite's write lock at BEGIN.
 
@@ -577,7 +590,7 @@ def post_many(requests: Iterable[PostingRequest], *, group_reference: str | None
 # ---------------------------------------------------------------------------
 
 # Columns written by the bulk path, in order. `id` and `receipt_reference` are allocated in bulk.
-_BULK_COLUMNS = (
+BULK_COLUMNS = (
     "id",
     "receipt_reference",
     "idempotency_key",
@@ -774,7 +787,7 @@ def post_batch(
             rows.append(row)
             if posted is not None:
                 posted.append(PostedEntry(request, entry_id, receipt, values["business_date"]))
-        write_rows("ledger_entry", _BULK_COLUMNS, rows)
+        write_rows("ledger_entry", BULK_COLUMNS, rows)
         pending.clear()
         seen.clear()
         if posted is not None:

@@ -66,6 +66,7 @@ from app.domain.ledger import (
     IdempotencyConflict,
     LedgerEntry,
     PostingRequest,
+    audit_entries,
     is_valid_receipt_reference,
     normalise_receipt_reference,
     post,
@@ -915,15 +916,7 @@ def allocate(
                     "status": "allocated" if remaining == 0 else "open",
                     "group_reference": group_reference,
                     "note": note_text,
-                    "entries": [
-                        {
-                            "receipt": e.receipt_reference,
-                            "fund": e.fund.code,
-                            "account_reference": e.account_reference,
-                            "amount_pence": e.amount_pence,
-                        }
-                        for e in entries
-                    ],
+                    "entries": audit_entries(entries),
                 },
                 ip_address=ip_address,
             )

@@ -56,7 +56,7 @@ from app.domain.ledger import (
     post_many,
     write_transaction,
 )
-from app.domain.methods import MethodOfPayment
+from app.domain.methods import MethodOfPayment, journal_method
 from app.domain.money import format_pence
 from app.domain.references import validate_reference
 from app.domain.users import Permission, User
@@ -197,22 +197,6 @@ def why_not_correctable(entry: LedgerEntry, kind: str) -> str | None:
     if left == 0 or (left > 0) != (entry.amount_pence > 0):
         return f"Receipt {entry.receipt_reference} has already been reversed, moved or refunded in full"
     return None
-
-
-def journal_method() -> MethodOfPayment:
-    """The method of payment for money moved inside the council (channel "journal")."""
-    method = (
-        MethodOfPayment.select()
-        .where((MethodOfPayment.channel == "journal") & (MethodOfPayment.enabled == True))  # noqa: E712
-        .order_by(MethodOfPayment.code)
-        .first()
-    )
-    if method is None:
-        raise DomainError(
-            "There is no method of payment for journals and transfers. "
-            "Ask an administrator to add one with the channel 'Journal or transfer (internal)'"
-        )
-    return method
 
 
 # ---------------------------------------------------------------------------

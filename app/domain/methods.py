@@ -5,6 +5,7 @@ from __future__ import annotations
 from peewee import BigIntegerField, BooleanField, CharField
 
 from app.domain.configuration import ConfigModel
+from app.domain.errors import DomainError
 
 # The channel decides how a method behaves; names are for people.
 CHANNELS = {
@@ -44,3 +45,21 @@ class MethodOfPayment(ConfigModel):
     @property
     def channel_name(self) -> str:
         return CHANNELS.get(self.channel, self.channel)
+
+
+def journal_method() -> MethodOfPayment:
+    """The method of payment for money moved inside the council (channel "journal"): journals,
+    transfers and suspense allocations move money already received, so no fund's takings by
+    card, cash or bank count it again."""
+    method = (
+        MethodOfPayment.select()
+        .where((MethodOfPayment.channel == "journal") & (MethodOfPayment.enabled == True))  # noqa: E712
+        .order_by(MethodOfPayment.code)
+        .first()
+    )
+    if method is None:
+        raise DomainError(
+            "There is no method of payment for journals and transfers. "
+            "Ask an administrator to add one with the channel 'Journal or transfer (internal)'"
+        )
+    return method

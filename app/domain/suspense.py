@@ -74,7 +74,7 @@ from app.domain.ledger import (
     write_rows,
     write_transaction,
 )
-from app.domain.methods import MethodOfPayment
+from app.domain.methods import MethodOfPayment, journal_method
 from app.domain.money import format_pence
 from app.domain.offices import Office
 from app.domain.references import validate_reference
@@ -318,26 +318,6 @@ def uk_today() -> dt.date:
 
 def suspense_funds():
     return Fund.select().where(Fund.is_suspense == True).order_by(Fund.name)  # noqa: E712
-
-
-def journal_method() -> MethodOfPayment:
-    """The method of payment for money that moves inside the council (channel "journal").
-
-    An allocation moves money already received, so neither the suspense fund's takings nor
-    the destination's count it again as money in by card, cash or bank.
-    """
-    method = (
-        MethodOfPayment.select()
-        .where((MethodOfPayment.channel == "journal") & (MethodOfPayment.enabled == True))  # noqa: E712
-        .order_by(MethodOfPayment.code)
-        .first()
-    )
-    if method is None:
-        raise DomainError(
-            "There is no method of payment for journals and transfers. "
-            "Ask an administrator to add one with the channel 'Journal or transfer (internal)'"
-        )
-    return method
 
 
 def can_see(item: SuspenseItem, user) -> bool:

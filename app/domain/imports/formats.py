@@ -26,6 +26,7 @@ import codecs
 import csv
 import datetime as dt
 import io
+import math
 import re
 from array import array
 from collections.abc import Callable, Iterator
@@ -1235,7 +1236,10 @@ def _cell_text(value) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
+        # Spreadsheets keep numbers as binary floating point: repr() is the shortest text that reads
+        # back as the same number (12.3, not 12.300000000000001), and amounts are then read from
+        # that text with Decimal, never computed as floats.
+        if not math.isfinite(value):
             return str(value)
         return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, dt.datetime):

@@ -243,7 +243,16 @@ def toggle_template(template_id, action):
 
 def sample_results(template: ImportTemplate, text: str, ruleset=None, candidate=None) -> list[dict]:
     """Each line read from a pasted sample: its fields, and what the rules would do with it."""
+    from app.domain.imports.batches import Planner
+
     results = []
+    # What an import would really do with each line (the rules, then routing to a fund and the
+    # fund's reference rule, or suspense), so a try-out never says "Post" for a line an import
+    # would put into suspense.
+    planner = None
+    if ruleset is not None:
+        planner = Planner(template)
+        planner.rules = ruleset
     for item in read_sample(template, text, limit=SAMPLE_LIMIT):
         if isinstance(item, RowProblem):
             results.append({"line": item.line_number, "problem": item.message})
@@ -255,6 +264,10 @@ def sample_results(template: ImportTemplate, text: str, ruleset=None, candidate=
             outcome = ruleset.apply(item)
             result["outcome"] = outcome
             result["changes"] = _changes(item, outcome.row)
+            planned = planner.plan(item)
+            result["planned"] = planned
+            if planned.kind == "post":
+                result["destination"] = f"{planned.request.fund.name}, {planned.request.account_reference}"
         results.append(result)
     return results
 

@@ -236,6 +236,7 @@ def test_import_admin_journey(journey: Journey):
     page.get_by_label("Column for the account reference", exact=True).fill("Reference")
     page.get_by_label("Column for the amount", exact=True).fill("Amount")
     page.get_by_label("Column for the date paid", exact=True).fill("Date")
+    page.get_by_label("Default method of payment", exact=True).select_option(label="Bank transfer (BACS)")
     submit(journey, "Save template", "template-add-error")
     error_summary_links_to(journey, "Enter a name for the template", "name")
     page.get_by_label("Name", exact=True).fill(template_name)
@@ -278,6 +279,7 @@ def test_import_admin_journey(journey: Journey):
     expect(tried.nth(0).locator("td").nth(3)).to_contain_text("Suspense")
     expect(tried.nth(1).locator("td").nth(2)).to_have_text("No")
     expect(tried.nth(1).locator("td").nth(3)).to_contain_text("Post")
+    expect(tried.nth(1).locator("td").nth(3)).to_contain_text("To Council tax, 594580735")
     narrow_here(journey, "rule-tried-narrow")
 
     submit(journey, "Save rule", "rule-saved")

@@ -133,7 +133,7 @@ def test_admin_adds_a_csv_template_and_tries_it(signed_in):
     text = main_text(page)
     assert "2 lines read" in text
     assert "reference: 512345677" in text and "amount: £1,234.50" in text and "outlet: PO1" in text
-    assert "The line has no reference: the money goes to suspense" in text
+    assert "The line has no council tax account number" in text  # what an import would do: suspense
     assert ImportTemplate.select().count() >= 5
 
 

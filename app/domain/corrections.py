@@ -49,10 +49,12 @@ from app.domain.errors import DomainError, ImmutableRecord, NotFound
 from app.domain.funds import Fund, visible_fund_ids
 from app.domain.ledger import (
     CROCKFORD,
+    MAX_SUBMISSION_KEY_LENGTH,
     IdempotencyConflict,
     LedgerEntry,
     PostingRequest,
     audit_entries,
+    checked_submission_key,
     post_many,
     write_transaction,
 )
@@ -64,7 +66,6 @@ from app.domain.users import Permission, User
 KINDS: dict[str, str] = {"reversal": "Reversal", "journal": "Journal", "transfer": "Transfer"}
 PREFIXES: dict[str, str] = {"reversal": "REV", "journal": "JNL", "transfer": "TRF"}
 MAX_REASON_LENGTH = 500
-MAX_SUBMISSION_KEY_LENGTH = 120
 MAX_LINES = 50
 # Entries that are corrections themselves: correct the original instead, or make a transfer.
 NOT_CORRECTABLE = {"journal", "transfer", "reversal", "refund"}
@@ -221,17 +222,6 @@ def _checked_reason(reason) -> str:
     if len(text) > MAX_REASON_LENGTH:
         raise DomainError(f"The reason must be {MAX_REASON_LENGTH} characters or fewer", "reason")
     return text
-
-
-def _checked_key(submission_key) -> str:
-    if not isinstance(submission_key, str) or not submission_key.strip():
-        raise DomainError("A correction needs a submission key", "submission_key")
-    key = submission_key.strip()
-    if len(key) > MAX_SUBMISSION_KEY_LENGTH:
-        raise DomainError(
-            f"The submission key must be {MAX_SUBMISSION_KEY_LENGTH} characters or fewer", "submission_key"
-        )
-    return key
 
 
 def _visible_entry(entry: LedgerEntry, actor: User) -> LedgerEntry:
@@ -395,7 +385,7 @@ def _narrative(text: str) -> str:
 
 def reverse(entry: LedgerEntry, actor, reason: str, *, submission_key: str, ip_address: str = "") -> CorrectionResult:
     """Take what is left of `entry` off its fund and account: one linked entry of the opposite sign."""
-    key = _checked_key(submission_key)
+    key = checked_submission_key(submission_key, "A correction")
     actor = _checked_actor(actor)
     entry = _visible_entry(entry, actor)
     replay = _replayed(key, "reversal", entry)
@@ -510,7 +500,7 @@ def journal(
     ip_address: str = "",
 ) -> CorrectionResult:
     """Move all or part of `entry` to other funds or accounts; every new entry is linked to it."""
-    key = _checked_key(submission_key)
+    key = checked_submission_key(submission_key, "A correction")
     actor = _checked_actor(actor)
     entry = _visible_entry(entry, actor)
     replay = _replayed(key, "journal", entry)
@@ -631,7 +621,7 @@ def transfer(
     ip_address: str = "",
 ) -> CorrectionResult:
     """Post two or more lines that add up to exactly £0.00, all or none, under one group reference."""
-    key = _checked_key(submission_key)
+    key = checked_submission_key(submission_key, "A correction")
     actor = _checked_actor(actor)
     replay = _replayed(key, "transfer", None)
     if replay is not None:

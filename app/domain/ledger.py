@@ -380,6 +380,23 @@ class PostingResult:
     created: bool
 
 
+# The one-time key of a "check your answers" page, kept unique on what it made (a correction, an
+# allocation …), so a second press of the button returns the first result instead of a second.
+MAX_SUBMISSION_KEY_LENGTH = 120
+
+
+def checked_submission_key(submission_key, what: str) -> str:
+    """The submission key, stripped; `what` names the thing it makes ("A correction")."""
+    if not isinstance(submission_key, str) or not submission_key.strip():
+        raise DomainError(f"{what} needs a submission key", "submission_key")
+    key = submission_key.strip()
+    if len(key) > MAX_SUBMISSION_KEY_LENGTH:
+        raise DomainError(
+            f"The submission key must be {MAX_SUBMISSION_KEY_LENGTH} characters or fewer", "submission_key"
+        )
+    return key
+
+
 def audit_entries(entries) -> list[dict]:
     """What an audit event records of the entries a correction or allocation posted."""
     return [

@@ -63,10 +63,12 @@ from app.domain.funds import Fund, visible_fund_ids
 from app.domain.ledger import (
     CROCKFORD,
     MAX_NARRATIVE_LENGTH,
+    MAX_SUBMISSION_KEY_LENGTH,
     IdempotencyConflict,
     LedgerEntry,
     PostingRequest,
     audit_entries,
+    checked_submission_key,
     is_valid_receipt_reference,
     normalise_receipt_reference,
     post,
@@ -106,7 +108,6 @@ AGE_BANDS: dict[str, tuple[str, int, int | None]] = {
 MAX_DETAIL_LENGTH = 500
 MAX_NOTE_LENGTH = 1000
 MAX_ALLOCATION_NOTE_LENGTH = 500
-MAX_SUBMISSION_KEY_LENGTH = 120
 MAX_LINES = 20
 GROUP_PREFIX = "SUS"
 
@@ -369,17 +370,6 @@ def _checked_actor(actor) -> User:
     if not actor.can(Permission.CORRECT_LEDGER):
         raise DomainError("You do not have permission to allocate suspense items or add notes")
     return actor
-
-
-def _checked_key(submission_key) -> str:
-    if not isinstance(submission_key, str) or not submission_key.strip():
-        raise DomainError("An allocation needs a submission key", "submission_key")
-    key = submission_key.strip()
-    if len(key) > MAX_SUBMISSION_KEY_LENGTH:
-        raise DomainError(
-            f"The submission key must be {MAX_SUBMISSION_KEY_LENGTH} characters or fewer", "submission_key"
-        )
-    return key
 
 
 def _narrative(text: str) -> str:
@@ -783,7 +773,7 @@ def allocate(
     "allocated" at zero). The same `submission_key` returns the first allocation (created=False).
     Raises AllocationRefused (by form field) or DomainError; nothing is posted then.
     """
-    key = _checked_key(submission_key)
+    key = checked_submission_key(submission_key, "An allocation")
     actor = _checked_actor(actor)
     if not isinstance(item, SuspenseItem) or item.id is None or not can_see(item, actor):
         raise NotFound("There is no such suspense item")

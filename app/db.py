@@ -36,7 +36,10 @@ def open_database(url: str):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return connect(url, pragmas=SQLITE_PRAGMAS)
+        # peewee still gives each thread its own connection. A bulk posting lends its connection to one
+        # helper thread that writes while the posting thread prepares the next rows
+        # (ledger._BackgroundWrites); SQLite serialises calls on a connection (threadsafety 3).
+        return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     if url.startswith(("postgresql://", "postgres://")):
         return connect(url)
     raise ValueError(f"Unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")

@@ -111,7 +111,7 @@ def raw_insert(batch_id: int) -> tuple[int, float]:
             fresh = []
             for row in rows:
                 n = row[0] + offset
-                fresh.append((n, make_receipt_reference(numbers + n), f"raw:{row[2]}", *row[3:-1], None))
+                fresh.append((n, make_receipt_reference(numbers + n), numbers + n, f"raw:{row[3]}", *row[4:-1], None))
             began = time.perf_counter()
             write_rows("ledger_entry", BULK_COLUMNS, fresh)
             spent += time.perf_counter() - began

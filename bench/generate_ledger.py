@@ -194,7 +194,7 @@ def generate(db, entries: int, *, years: int = 3, seed: int = 2026, batch: int =
         nonlocal rows, written
         if not rows:
             return
-        receipts = [(row[0] - next_id_at_start + next_receipt, row[19]) for row in rows]
+        receipts = [(row[2], row[20]) for row in rows]  # (receipt number, created_at)
         if postgres:
             _copy(db, rows, receipts)
         else:
@@ -205,7 +205,6 @@ def generate(db, entries: int, *, years: int = 3, seed: int = 2026, batch: int =
             rate = written / (time.perf_counter() - started)
             print(f"\r  {written:,} of {entries:,} entries ({rate:,.0f} a second)", end="", flush=True)
 
-    next_id_at_start = next_id
     n = 0
     for day, count in zip(days, per_day, strict=True):
         for _ in range(count):
@@ -260,6 +259,7 @@ def generate(db, entries: int, *, years: int = 3, seed: int = 2026, batch: int =
                 (
                     entry_id,
                     receipt,
+                    next_receipt + n,
                     f"bench-{run}-{n}",
                     fund.id,
                     account,

@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -171,15 +172,35 @@ def _format(digits: str, check: str) -> str:
     return f"{digits[:4]}-{digits[4:]}-{check}"
 
 
+def _pair_tables() -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """For every 10-bit value (two base-32 digits): its two characters, and what the pair adds to
+    the Luhn mod 32 total when its right-hand character is a doubled one. The 8 digits are four
+    such pairs, so a reference is four look-ups (a million imported lines make a million)."""
+    n = len(CROCKFORD)
+    texts, sums = [], []
+    for value in range(n * n):
+        left, right = divmod(value, n)
+        doubled = 2 * right
+        texts.append(CROCKFORD[left] + CROCKFORD[right])
+        sums.append(left + doubled // n + doubled % n)
+    return tuple(texts), tuple(sums)
+
+
+_PAIR_TEXT, _PAIR_SUM = _pair_tables()
+
+
 def make_receipt_reference(n: int) -> str:
     """Receipt number n → "XXXX-XXXX-C": 8 Crockford base-32 digits and a check character.
 
     The check character is the Luhn mod 32 check (see `_luhn_mod_n_check`), itself one of
     the 32 Crockford characters. It catches every single-character mistake and every swap
-    of two neighbouring characters except a swap of "0" and "Z".
+    of two neighbouring characters except a swap of "0" and "Z". Computed pairwise from
+    tables; tests/unit/test_receipts.py checks it against `_encode` and `_luhn_mod_n_check`.
     """
-    digits = _encode(scramble_receipt_number(n))
-    return _format(digits, _luhn_mod_n_check(digits))
+    x = scramble_receipt_number(n)
+    a, b, c, d = x >> 30, (x >> 20) & 1023, (x >> 10) & 1023, x & 1023
+    total = _PAIR_SUM[a] + _PAIR_SUM[b] + _PAIR_SUM[c] + _PAIR_SUM[d]
+    return f"{_PAIR_TEXT[a]}{_PAIR_TEXT[b]}-{_PAIR_TEXT[c]}{_PAIR_TEXT[d]}-{CROCKFORD[-total % 32]}"
 
 
 def normalise_receipt_reference(text: str) -> str:
@@ -237,32 +258,38 @@ class IdempotencyConflict(DomainError):
 
 class LedgerEntry(BaseModel):
     id = BigAutoField()
-    # Printed on receipts and quoted by citizens: "XXXX-XXXX-C" (C: Luhn mod 32 check).
-    receipt_reference = CharField(max_length=11, unique=True)
+    # Printed on receipts and quoted by citizens: "XXXX-XXXX-C" (C: Luhn mod 32 check), made from
+    # receipt_number. Look-ups go through the number (`by_receipt`): its unique index is appended to,
+    # where one on the scrambled reference was re-sorted by every insert (migrations/0015).
+    receipt_reference = CharField(max_length=11)
+    # Null only in a database migrated from before 0015 and not yet filled in (0015 fills it).
+    receipt_number = BigIntegerField(null=True, unique=True)
     idempotency_key = CharField(max_length=MAX_KEY_LENGTH, unique=True)
     fund = ForeignKeyField(Fund, backref="ledger_entries", on_delete="RESTRICT")
     account_reference = CharField(max_length=MAX_ACCOUNT_REFERENCE_LENGTH)
     # Signed: credits positive, refunds and reversals negative.
     amount_pence = BigIntegerField()
-    vat_code = ForeignKeyField(VatCode, null=True, backref="ledger_entries", on_delete="RESTRICT")
+    # No index on vat_code, office or user (migrations/0015): searches on office and user are
+    # date-bounded and use the search index, and none of these rows is ever deleted.
+    vat_code = ForeignKeyField(VatCode, null=True, backref="ledger_entries", on_delete="RESTRICT", index=False)
     # The rate used, kept so the split can be explained after the code's rates change.
     vat_rate = DecimalField(max_digits=6, decimal_places=4, auto_round=False)
     vat_pence = BigIntegerField()
     net_pence = BigIntegerField()
     method = ForeignKeyField(MethodOfPayment, backref="ledger_entries", on_delete="RESTRICT")
-    office = ForeignKeyField(Office, null=True, backref="ledger_entries", on_delete="RESTRICT")
-    user = ForeignKeyField(User, null=True, backref="ledger_entries", on_delete="RESTRICT")
+    office = ForeignKeyField(Office, null=True, backref="ledger_entries", on_delete="RESTRICT", index=False)
+    user = ForeignKeyField(User, null=True, backref="ledger_entries", on_delete="RESTRICT", index=False)
     narrative = CharField(max_length=MAX_NARRATIVE_LENGTH, default="")
     payer_name = CharField(max_length=MAX_PAYER_NAME_LENGTH, default="")
     payer_email = CharField(max_length=MAX_PAYER_EMAIL_LENGTH, default="")
     payer_address = TextField(default="")
     # When the money was taken (an import may bring yesterday's payments today).
     taken_at = DateTimeField()
-    business_date = DateField(index=True)
+    business_date = DateField()  # indexed first in the search index
     # When the entry was recorded.
-    created_at = DateTimeField(default=utcnow, index=True)
+    created_at = DateTimeField(default=utcnow)
     source = CharField(max_length=30)
-    source_reference = CharField(max_length=MAX_SOURCE_REFERENCE_LENGTH, default="", index=True)
+    source_reference = CharField(max_length=MAX_SOURCE_REFERENCE_LENGTH, default="")
     corrects = ForeignKeyField("self", null=True, backref="corrections", on_delete="RESTRICT")
     group_reference = CharField(max_length=MAX_GROUP_REFERENCE_LENGTH, default="", index=True)
     import_batch_id = BigIntegerField(null=True, index=True)
@@ -270,9 +297,10 @@ class LedgerEntry(BaseModel):
     class Meta:
         indexes = (
             (("account_reference", "fund"), False),
-            # Transaction search (migrations/0010_search_indexes.py): a date range with any of these
-            # filters is counted from this index alone; it also serves (business_date, fund).
-            (("business_date", "fund", "method", "source", "office", "user", "amount_pence", "id"), False),
+            # Transaction search (migrations/0010, 0015): a date range with any of these filters is
+            # counted from this index alone; it also serves (business_date, fund). The id comes
+            # before the amount so that new entries are appended to it rather than sorted in.
+            (("business_date", "fund", "method", "source", "office", "user", "id", "amount_pence"), False),
             (("amount_pence",), False),
         )
 
@@ -315,7 +343,7 @@ class LedgerEntry(BaseModel):
             canonical = normalise_receipt_reference(reference)
         except DomainError:
             return None
-        return cls.get_or_none(cls.receipt_reference == canonical)
+        return cls.get_or_none(cls.receipt_number == receipt_number_of(canonical))
 
     @classmethod
     def linked(cls, entry: LedgerEntry):
@@ -484,12 +512,39 @@ def _existing(key: str, request: PostingRequest, amount: int, account_reference:
     return entry
 
 
+# The values `_entry_values` gives, in this order (the order of BULK_COLUMNS after the keys).
+ENTRY_FIELDS = (
+    "fund",
+    "account_reference",
+    "amount_pence",
+    "vat_code",
+    "vat_rate",
+    "vat_pence",
+    "net_pence",
+    "method",
+    "office",
+    "user",
+    "narrative",
+    "payer_name",
+    "payer_email",
+    "payer_address",
+    "taken_at",
+    "business_date",
+    "source",
+    "source_reference",
+    "corrects",
+    "group_reference",
+    "import_batch_id",
+)
+
+
 def _entry_values(
     request: PostingRequest, amount: int, account_reference: str, cache: _BatchCache | None = None
-) -> dict:
-    """Every value of the entry for `request`, checked. `cache` (bulk posting only) remembers the
-    business date of each moment and the VAT rate of each code on each day, so a million lines
-    make no more queries than their distinct days; the rules are the same either way."""
+) -> tuple:
+    """Every value of the entry for `request`, checked, in ENTRY_FIELDS order. `cache` (bulk posting
+    only) remembers the business date of each moment and the VAT rate of each code on each day, so
+    a million lines make no more queries than their distinct days; the rules are the same either way.
+    A tuple, not a dict: a bulk posting builds a million of them."""
     fund, method = request.fund, request.method
     if not isinstance(fund, Fund) or fund.id is None:
         raise DomainError("Select a fund", "fund")
@@ -517,33 +572,29 @@ def _entry_values(
         day = cache.day(taken_at)
         rate = cache.rate(vat_code, day)
     split = split_vat(amount, rate)
-    return {
-        "fund": fund,
-        "account_reference": account_reference,
-        "amount_pence": amount,
-        "vat_code": vat_code,
-        "vat_rate": split.rate,
-        "vat_pence": split.vat_pence,
-        "net_pence": split.net_pence,
-        "method": method,
-        "office": request.office,
-        "user": request.user,
-        "narrative": _text(request.narrative, "narrative", "narrative", MAX_NARRATIVE_LENGTH),
-        "payer_name": _text(request.payer_name, "payer's name", "payer_name", MAX_PAYER_NAME_LENGTH),
-        "payer_email": _text(request.payer_email, "payer's email address", "payer_email", MAX_PAYER_EMAIL_LENGTH),
-        "payer_address": _text(request.payer_address, "payer's address", "payer_address", None),
-        "taken_at": taken_at,
-        "business_date": day,
-        "source": request.source,
-        "source_reference": _text(
-            request.source_reference, "source reference", "source_reference", MAX_SOURCE_REFERENCE_LENGTH
-        ),
-        "corrects": request.corrects,
-        "group_reference": _text(
-            request.group_reference, "group reference", "group_reference", MAX_GROUP_REFERENCE_LENGTH
-        ),
-        "import_batch_id": request.import_batch_id,
-    }
+    return (
+        fund,
+        account_reference,
+        amount,
+        vat_code,
+        split.rate,
+        split.vat_pence,
+        split.net_pence,
+        method,
+        request.office,
+        request.user,
+        _text(request.narrative, "narrative", "narrative", MAX_NARRATIVE_LENGTH),
+        _text(request.payer_name, "payer's name", "payer_name", MAX_PAYER_NAME_LENGTH),
+        _text(request.payer_email, "payer's email address", "payer_email", MAX_PAYER_EMAIL_LENGTH),
+        _text(request.payer_address, "payer's address", "payer_address", None),
+        taken_at,
+        day,
+        request.source,
+        _text(request.source_reference, "source reference", "source_reference", MAX_SOURCE_REFERENCE_LENGTH),
+        request.corrects,
+        _text(request.group_reference, "group reference", "group_reference", MAX_GROUP_REFERENCE_LENGTH),
+        request.import_batch_id,
+    )
 
 
 def post(request: PostingRequest) -> PostingResult:
@@ -563,16 +614,16 @@ def post(request: PostingRequest) -> PostingResult:
     existing = _existing(key, request, amount, account_reference)
     if existing is not None:
         return PostingResult(existing, False)
-    values = _entry_values(request, amount, account_reference)
+    values = dict(zip(ENTRY_FIELDS, _entry_values(request, amount, account_reference), strict=True))
     try:
         with write_transaction():
             # Looked up again under the write lock, so on SQLite a racing writer is seen here.
             existing = _existing(key, request, amount, account_reference)
             if existing is not None:
                 return PostingResult(existing, False)
-            number = ReceiptNumber.create()
+            number = ReceiptNumber.create().id
             entry = LedgerEntry.create(
-                receipt_reference=make_receipt_reference(number.id), idempotency_key=key, **values
+                receipt_reference=make_receipt_reference(number), receipt_number=number, idempotency_key=key, **values
             )
     except IntegrityError:
         # On PostgreSQL a concurrent transaction can insert the same key between our
@@ -610,6 +661,7 @@ def post_many(requests: Iterable[PostingRequest], *, group_reference: str | None
 BULK_COLUMNS = (
     "id",
     "receipt_reference",
+    "receipt_number",
     "idempotency_key",
     "fund_id",
     "account_reference",
@@ -722,8 +774,55 @@ def write_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
                 for row in rows:
                     copy.write_row(row)
             return
-        marks = ", ".join("?" for _ in columns)
-        database.cursor().executemany(f"INSERT INTO {name} ({names}) VALUES ({marks})", rows)  # noqa: S608
+        database.cursor().executemany(_insert_sql(table, columns), rows)
+
+
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """INSERT of one row with a parameter for each column (SQLite's paramstyle)."""
+    names = ", ".join(_identifier(c) for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    return f"INSERT INTO {_identifier(table)} ({names}) VALUES ({marks})"  # noqa: S608
+
+
+class _BackgroundWrites:
+    """Writes each chunk of a bulk posting's ledger rows on a second thread (SQLite only).
+
+    SQLite does the work of an INSERT — the row and every index — with Python's lock released, so
+    while one chunk is written the posting thread can check and build the next: a million-line
+    import takes the longer of the two instead of their sum. Only one chunk is ever in flight, on
+    the posting's own connection and inside its transaction (SQLite serialises calls on one
+    connection). A chunk's `on_chunk` (e.g. opening suspense items that refer to its entries) runs on
+    the posting thread once the chunk is written, while the next one is being written. An error in
+    the writer is raised in the posting thread, which then rolls the whole transaction back.
+    """
+
+    def __init__(self, sql: str, on_chunk: Callable | None) -> None:
+        self.sql = sql
+        self.on_chunk = on_chunk
+        self.connection = database.connection()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writes")
+        self.in_flight: tuple[Future, list | None] | None = None
+
+    def write(self, rows: list[tuple], posted: list | None) -> None:
+        self.wait()
+        self.in_flight = (self.executor.submit(self.connection.executemany, self.sql, rows), posted)
+
+    def wait(self) -> None:
+        """Wait for the chunk in flight (raising its error, as peewee would) and run its on_chunk."""
+        if self.in_flight is None:
+            return
+        future, posted = self.in_flight
+        self.in_flight = None
+        with _DRIVER_ERRORS_AS_PEEWEE:
+            future.result()
+        if posted is not None and self.on_chunk is not None:
+            self.on_chunk(posted)
+
+    def close(self) -> None:
+        """Stop, once the chunk in flight (if the posting failed) has finished: the transaction is
+        rolled back after this, never under a running INSERT."""
+        self.executor.shutdown(wait=True)
+        self.in_flight = None
 
 
 def post_batch(
@@ -757,60 +856,104 @@ def post_batch(
     postgres = is_postgres()
     created_at = utcnow()
     created_value = created_at if postgres else str(created_at)
-    pending: list[tuple[PostingRequest, str, int, str, dict]] = []
+    pending: list[tuple[PostingRequest, str, tuple]] = []
     seen: set[str] = set()
+    # On SQLite, what peewee itself stores: ISO text for times and dates, text for a Decimal. A file's
+    # lines share a few days, moments and rates, so each is turned into text once.
+    as_text: dict = {}
+
+    def text_of(value) -> str:
+        found = as_text.get(value)
+        if found is None:
+            if len(as_text) > 100_000:
+                as_text.clear()
+            found = as_text[value] = str(value)
+        return found
+
+    last_id: list[int] = []
 
     def flush() -> None:
         n = len(pending)
         numbers = _allocate_ids("receipt_number", n)
-        ids = _allocate_ids("ledger_entry", n)
+        if postgres or not last_id:
+            ids = _allocate_ids("ledger_entry", n)
+        else:  # the chunk before may still be being written: carry on after its ids (we hold the lock)
+            ids = list(range(last_id[0] + 1, last_id[0] + 1 + n))
+        last_id[:] = ids[-1:]
         write_rows("receipt_number", ("id", "created_at"), [(number, created_value) for number in numbers])
         rows = []
         posted = [] if on_chunk is not None else None
-        for (request, key, amount, account_reference, values), number, entry_id in zip(
-            pending, numbers, ids, strict=True
-        ):
+        for (request, key, values), number, entry_id in zip(pending, numbers, ids, strict=True):
             receipt = make_receipt_reference(number)
-            vat_code, office, user, corrects = values["vat_code"], values["office"], values["user"], values["corrects"]
-            row = (
-                entry_id,
-                receipt,
-                key,
-                values["fund"].id,
+            (
+                fund,
                 account_reference,
                 amount,
-                vat_code.id if vat_code is not None else None,
-                values["vat_rate"],
-                values["vat_pence"],
-                values["net_pence"],
-                values["method"].id,
-                office.id if office is not None else None,
-                user.id if user is not None else None,
-                values["narrative"],
-                values["payer_name"],
-                values["payer_email"],
-                values["payer_address"],
-                values["taken_at"],
-                values["business_date"],
-                created_value,
-                values["source"],
-                values["source_reference"],
-                corrects.id if corrects is not None else None,
-                values["group_reference"],
-                values["import_batch_id"],
+                vat_code,
+                vat_rate,
+                vat_pence,
+                net_pence,
+                method,
+                office,
+                user,
+                narrative,
+                payer_name,
+                payer_email,
+                payer_address,
+                taken_at,
+                day,
+                source,
+                source_reference,
+                corrects,
+                group,
+                batch_id,
+            ) = values
+            if not postgres:
+                vat_rate, taken_at, day_value = text_of(vat_rate), text_of(taken_at), text_of(day)
+            else:
+                day_value = day
+            rows.append(
+                (
+                    entry_id,
+                    receipt,
+                    number,
+                    key,
+                    fund.id,
+                    account_reference,
+                    amount,
+                    vat_code.id if vat_code is not None else None,
+                    vat_rate,
+                    vat_pence,
+                    net_pence,
+                    method.id,
+                    office.id if office is not None else None,
+                    user.id if user is not None else None,
+                    narrative,
+                    payer_name,
+                    payer_email,
+                    payer_address,
+                    taken_at,
+                    day_value,
+                    created_value,
+                    source,
+                    source_reference,
+                    corrects.id if corrects is not None else None,
+                    group,
+                    batch_id,
+                )
             )
-            if not postgres:  # what peewee itself stores on SQLite: ISO text for times and dates, text for Decimal
-                row = (*row[:7], str(row[7]), *row[8:17], str(row[17]), str(row[18]), *row[19:])
-            rows.append(row)
             if posted is not None:
-                posted.append(PostedEntry(request, entry_id, receipt, values["business_date"]))
-        write_rows("ledger_entry", BULK_COLUMNS, rows)
+                posted.append(PostedEntry(request, entry_id, receipt, day))
         pending.clear()
         seen.clear()
+        if background is not None:
+            background.write(rows, posted)
+            return
+        write_rows("ledger_entry", BULK_COLUMNS, rows)
         if posted is not None:
             on_chunk(posted)
 
-    with write_transaction():
+    def post_each() -> None:
         for request in requests:
             if (import_batch_id is not None and request.import_batch_id != import_batch_id) or (
                 group_reference and request.group_reference != group_reference
@@ -828,12 +971,23 @@ def post_batch(
             account_reference = _text(
                 request.account_reference, "account reference", "account_reference", MAX_ACCOUNT_REFERENCE_LENGTH
             )
-            values = _entry_values(request, amount, account_reference, cache)
-            pending.append((request, key, amount, account_reference, values))
+            pending.append((request, key, _entry_values(request, amount, account_reference, cache)))
             result.count += 1
             result.total_pence += amount
             if len(pending) >= chunk:
                 flush()
         if pending:
             flush()
+
+    background: _BackgroundWrites | None = None
+    with write_transaction():
+        if not postgres:
+            background = _BackgroundWrites(_insert_sql("ledger_entry", BULK_COLUMNS), on_chunk)
+        try:
+            post_each()
+            if background is not None:
+                background.wait()
+        finally:
+            if background is not None:
+                background.close()
     return result

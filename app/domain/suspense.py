@@ -70,9 +70,9 @@ from app.domain.ledger import (
     audit_entries,
     checked_submission_key,
     is_valid_receipt_reference,
-    normalise_receipt_reference,
     post,
     post_many,
+    receipt_number_of,
     write_rows,
     write_transaction,
 )
@@ -942,7 +942,7 @@ def search(user, filters: SuspenseFilters | None = None, *, today: dt.date | Non
             | LedgerEntry.narrative.contains(text)
         )
         if is_valid_receipt_reference(text):
-            matches = matches | (LedgerEntry.receipt_reference == normalise_receipt_reference(text))
+            matches = matches | (LedgerEntry.receipt_number == receipt_number_of(text))
         query = query.where(matches)
     if filters.amount_from is not None:
         query = query.where(SuspenseItem.amount_pence >= filters.amount_from)

@@ -37,7 +37,7 @@ from peewee import JOIN, SQL, NodeList, fn
 
 from app.db import database, is_postgres
 from app.domain.funds import Fund
-from app.domain.ledger import SOURCES, LedgerEntry
+from app.domain.ledger import SOURCES, LedgerEntry, receipt_number_of
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
 from app.domain.spreadsheets import Column, safe_text
@@ -141,7 +141,7 @@ def search(fund_ids: Iterable[int], filters: SearchFilters):
     if filters.account_reference:
         conditions.append(e.account_reference == normalise_account_reference(filters.account_reference))
     if filters.receipt_reference:
-        conditions.append(e.receipt_reference == filters.receipt_reference)
+        conditions.append(e.receipt_number == receipt_number_of(filters.receipt_reference))
     if filters.amount_from is not None:
         conditions.append(e.amount_pence >= filters.amount_from)
     if filters.amount_to is not None:

@@ -145,6 +145,40 @@ def test_post_batch_refuses_a_key_already_posted(app):
     assert LedgerEntry.totals() == before
 
 
+def test_post_batch_fails_whole_when_a_later_chunk_is_refused_by_the_database(app):
+    # On SQLite chunks are written on a second thread while the next is prepared: a chunk the
+    # database refuses (a key already posted, found only by the unique index) still fails the
+    # posting, and the chunks written before it are rolled back with everything else.
+    from peewee import IntegrityError
+
+    requests = _requests("bulk-late", 9)
+    post_batch(requests[7:8])
+    before = LedgerEntry.totals()
+    with pytest.raises(IntegrityError):
+        post_batch(requests, chunk=2)
+    assert LedgerEntry.totals() == before
+    assert not LedgerEntry.select().where(LedgerEntry.idempotency_key == requests[0].idempotency_key).exists()
+
+
+def test_post_batch_hands_over_each_chunk_once_its_entries_are_written(app):
+    requests = _requests("bulk-order", 7)
+    chunks = []
+
+    def written(chunk):
+        ids = [p.entry_id for p in chunk]
+        found = {e.id: e for e in LedgerEntry.select().where(LedgerEntry.id.in_(ids))}
+        assert sorted(found) == sorted(ids), "on_chunk ran before its entries were written"
+        for p in chunk:
+            entry = found[p.entry_id]
+            assert entry.receipt_reference == p.receipt_reference
+            assert entry.receipt_number == receipt_number_of(p.receipt_reference)
+            assert LedgerEntry.by_receipt(p.receipt_reference) == entry
+        chunks.append(len(chunk))
+
+    post_batch(requests, chunk=3, on_chunk=written)
+    assert chunks == [3, 3, 1]
+
+
 def test_open_items_bulk_opens_items_for_money_posted_to_suspense(app):
     susp = Fund.by_code("SUSP")
     method = MethodOfPayment.by_code("ALLPAY")

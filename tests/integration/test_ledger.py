@@ -28,8 +28,10 @@ from app.domain.ledger import (
     PostingRequest,
     ReceiptNumber,
     is_valid_receipt_reference,
+    make_receipt_reference,
     post,
     post_many,
+    receipt_number_of,
 )
 from app.domain.methods import MethodOfPayment
 from app.domain.offices import Office
@@ -311,6 +313,34 @@ def test_migration_down_removes_the_ledger_and_triggers_and_up_restores_them(db,
     with pytest.raises(DatabaseError), db.atomic():
         db.execute_sql('UPDATE "audit_event" SET summary = summary')
     assert post(request(books)).created
+
+
+def test_migration_0015_gives_entries_posted_before_it_their_receipt_numbers(db, books):
+    # Entries posted before 0015 have only their reference; 0015 fills in the number behind it
+    # (switching the append-only trigger off for that one change), and look-ups use the number.
+    runner = Runner(db, directory=MIGRATIONS)
+    reverted = runner.down("0015_ledger_write_indexes")  # and any later ones first
+    assert reverted[-1] == "0015_ledger_write_indexes"
+    db.execute_sql("INSERT INTO receipt_number (created_at) VALUES (CURRENT_TIMESTAMP)")
+    (number,) = db.execute_sql("SELECT MAX(id) FROM receipt_number").fetchone()
+    columns = "receipt_reference, idempotency_key, fund_id, account_reference, amount_pence, vat_rate, vat_pence, "
+    columns += "net_pence, method_id, narrative, payer_name, payer_email, payer_address, taken_at, business_date, "
+    columns += "created_at, source, source_reference, group_reference"
+    values = (make_receipt_reference(number), "before-0015", books.fund.id, "REF1", 1200, "0", 0, 1200)
+    values += (books.method.id, "", "", "", "", "2026-01-05 12:00:00", "2026-01-05", "2026-01-05 12:00:00")
+    values += ("payment", "", "")
+    marks = ", ".join(db.param for _ in values)
+    db.execute_sql(f"INSERT INTO ledger_entry ({columns}) VALUES ({marks})", values)  # noqa: S608
+    assert runner.up() == list(reversed(reverted))
+    old = LedgerEntry.get(LedgerEntry.idempotency_key == "before-0015")
+    assert old.receipt_number == number
+    assert LedgerEntry.by_receipt(old.receipt_reference.lower().replace("-", " ")) == old
+    # Still append-only afterwards, and a new posting gets its number as it is made.
+    with pytest.raises(DatabaseError), db.atomic():
+        db.execute_sql(f"UPDATE ledger_entry SET receipt_number = 1 WHERE id = {db.param}", (old.id,))
+    new = post(request(books, "after-0015")).entry
+    assert new.receipt_number == receipt_number_of(new.receipt_reference)
+    assert LedgerEntry.by_receipt(new.receipt_reference) == new
 
 
 # --- receipts, batches, queries -----------------------------------------------------------

@@ -60,6 +60,8 @@ from app.db import BaseModel, database, is_postgres, utcnow
 from app.domain import audit
 from app.domain.errors import DomainError, NotFound
 from app.domain.funds import Fund
+from app.domain.imports import formats
+from app.domain.imports.formats import FileRejected, RowProblem
 from app.domain.imports.templates import ImportTemplate
 from app.domain.ledger import (
     MAX_ACCOUNT_REFERENCE_LENGTH,
@@ -75,7 +77,7 @@ from app.domain.ledger import (
 )
 from app.domain.methods import MethodOfPayment
 from app.domain.money import format_pence
-from app.domain.references import compiled_rule
+from app.domain.references import compiled_rule, rule_settings, validate_reference
 from app.domain.ukdates import start_of_day_utc
 from app.domain.users import Permission, User
 
@@ -351,7 +353,6 @@ class Planner:
         self.routable = [f for f in self.routable if self.rule(f).formats]
         # Funds whose references are normalised alike (the same characters taken out) share one
         # normalisation per line: (normalise, [funds]) groups, and per day each fund's format tests.
-        from app.domain.references import rule_settings
 
         groups: dict[str, tuple] = {}
         for fund in self.routable:
@@ -363,6 +364,16 @@ class Planner:
         self.accounts: dict[int, set[str]] = {}
         self.moments: dict[dt.date, dt.datetime] = {}
         self.narrative = _cut(f"Import: {template.name}", MAX_NARRATIVE_LENGTH)
+        self.codes: dict = {}
+
+    def _code(self, value) -> str:
+        """`_code` of a line's fund or method code, remembered: a file repeats a handful of codes."""
+        found = self.codes.get(value)
+        if found is None:
+            found = _code(value)
+            if len(self.codes) < 10_000:
+                self.codes[value] = found
+        return found
 
     def _find_suspense_fund(self, code: str) -> Fund | None:
         if code and code in self.funds and self.funds[code].is_suspense:
@@ -392,13 +403,17 @@ class Planner:
     def route(self, reference: str, day: dt.date) -> list[Fund]:
         """Funds with a format in effect that the reference passes: references.funds_matching's rule
         (spec §6), with every fund's compiled formats held for the file."""
+        return [fund for fund, _ in self._route(reference, day)]
+
+    def _route(self, reference: str, day: dt.date) -> list[tuple[Fund, str]]:
+        """`route`, with the reference as each matching fund normalises it."""
         matches = []
         for normalise, tests in self._tests_on(day):
             normalised = normalise(reference)
             for fund, passes in tests:
                 for test in passes:
                     if test(normalised):
-                        matches.append(fund)
+                        matches.append((fund, normalised))
                         break
         return matches
 
@@ -420,7 +435,6 @@ class Planner:
 
     def _fund_and_reference(self, fund_code: str, reference: str, amount: int, day: dt.date, method):
         """(fund, normalised reference, None) to post, or (None, reference, reason) for suspense."""
-        from app.domain.references import validate_reference
 
         routed = False
         if fund_code:
@@ -430,20 +444,21 @@ class Planner:
         else:
             if not reference:
                 return None, reference, "The line has no reference and no fund"
-            matches = self.route(reference, day)
+            matches = self._route(reference, day)
             if not matches:
                 return None, reference, f"The reference {reference} matches no fund's reference format"
             if len(matches) > 1:
-                codes = ", ".join(sorted(f.code for f in matches))
+                codes = ", ".join(sorted(f.code for f, _ in matches))
                 return None, reference, f"The reference {reference} could be for more than one fund ({codes})"
-            fund = matches[0]
+            fund, normalised = matches[0]
             routed = True
         if fund.is_suspense:
             return None, reference, "The file puts this line in suspense"
         if not fund.enabled:
             return None, reference, f"{fund.name} is not taking payments"
         rule = self.rule(fund)
-        normalised = rule.normalise(reference)
+        if not routed:
+            normalised = rule.normalise(reference)
         if not normalised:
             return None, reference, f"The line has no {fund.reference_label.lower()}"
         if len(normalised) > MAX_ACCOUNT_REFERENCE_LENGTH:
@@ -457,8 +472,6 @@ class Planner:
         return fund, normalised, None
 
     def plan(self, item) -> Planned:
-        from app.domain.imports.formats import RowProblem
-
         if isinstance(item, RowProblem):
             return Planned(
                 "rejected",
@@ -467,15 +480,18 @@ class Planner:
                 _cut(item.message, MAX_MESSAGE_LENGTH),
                 _cut(item.text, MAX_TEXT_LENGTH),
             )
-        outcome = self.rules.apply(item)
-        row = outcome.row
+        if self.rules.rules:
+            outcome = self.rules.apply(item)
+            row, decision = outcome.row, outcome.decision
+        else:  # no rules: nothing to decide (the usual case, and a million lines of it)
+            outcome, row, decision = None, item, "post"
         line = row.line_number
         amount = row.amount_pence
         text = ""
-        if outcome.decision == "skip":
+        if decision == "skip":
             reason = outcome.reason or "A rule skips this line"
             return Planned("skipped", line, amount, _cut(reason, MAX_MESSAGE_LENGTH), _row_text(row))
-        method_code = _code(row.method_code) or self.default_method
+        method_code = self._code(row.method_code) or self.default_method
         method = self.methods.get(method_code)
         if method is None:
             message = (
@@ -488,11 +504,11 @@ class Planner:
             return Planned("rejected", line, 0, "The amount is £0.00", _row_text(row))
         reference = (row.account_reference or "").strip()
         day = row.business_date
-        if outcome.decision == "suspense":
+        if decision == "suspense":
             fund, normalised, reason = None, reference, outcome.reason or "A rule puts this line in suspense"
         else:
             fund, normalised, reason = self._fund_and_reference(
-                _code(row.fund_code) or self.default_fund, reference, amount, day, method
+                self._code(row.fund_code) or self.default_fund, reference, amount, day, method
             )
         key = f"import:{self.batch_id}:{line}"
         payer = _cut(row.payer_name, MAX_PAYER_NAME_LENGTH)
@@ -560,9 +576,7 @@ class Planner:
 
 def plan_file(template, data: BinaryIO, planner: Planner) -> Iterator[Planned]:
     """Every line of the file, planned. Raises FileRejected (formats) when the whole file is refused."""
-    from app.domain.imports.formats import read_rows
-
-    for item in read_rows(template, data):
+    for item in formats.read_rows(template, data):  # through the module, so a test can replace it
         yield planner.plan(item)
 
 
@@ -695,7 +709,6 @@ def preview(template, file_name: str, data: BinaryIO, actor, *, directory, ip_ad
     Raises FileRejected (the whole file cannot be read: nothing is recorded) or DomainError.
     Nothing is posted.
     """
-    from app.domain.imports.formats import FileRejected
 
     actor = _checked_uploader(actor)
     if getattr(template, "id", None) is None:
@@ -869,7 +882,6 @@ def run_batch(batch_id: int, *, directory, chunk: int = CHUNK) -> ImportBatch:
     Returns the batch as it ended: "completed" or "failed". A batch that is not "queued" (already
     run, or being run by another worker) is returned untouched.
     """
-    from app.domain.imports.formats import FileRejected
     from app.domain.suspense import open_items_bulk
 
     with write_transaction():

@@ -8,6 +8,8 @@ PostgreSQL uses psycopg 3.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from peewee import DatabaseProxy, Model
@@ -36,19 +38,41 @@ def open_database(url: str):
         path = url[len("sqlite:///") :]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # peewee still gives each thread its own connection. A bulk posting lends its connection to one
-        # helper thread that writes while the posting thread prepares the next rows
-        # (ledger._BackgroundWrites); SQLite serialises calls on a connection (threadsafety 3).
-        return connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        return connect(url, pragmas=SQLITE_PRAGMAS)
     if url.startswith(("postgresql://", "postgres://")):
         return connect(url)
     raise ValueError(f"Unsupported DATABASE_URL scheme: {url.split(':', 1)[0]}")
 
 
+_bound_url: str | None = None
+
+
 def bind_database(url: str):
+    global _bound_url
     db = open_database(url)
     database.initialize(db)
+    _bound_url = url
     return db
+
+
+def bound_url() -> str | None:
+    """The DATABASE_URL the models are bound to (for another process to open the same database)."""
+    return _bound_url
+
+
+@contextmanager
+def bulk_write_cache(mib: int) -> Iterator[None]:
+    """On SQLite, a page cache of `mib` MiB for this connection while a bulk write runs, then the
+    usual one again. A million-entry import sorts new keys into indexes bigger than the usual
+    cache; with room for them it writes a fifth faster. PostgreSQL: nothing to do."""
+    if is_postgres() or database.obj is None:
+        yield
+        return
+    database.execute_sql(f"PRAGMA cache_size = {-1024 * int(mib)}")
+    try:
+        yield
+    finally:
+        database.execute_sql(f"PRAGMA cache_size = {SQLITE_PRAGMAS['cache_size']}")
 
 
 def is_postgres() -> bool:

@@ -24,10 +24,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 import peewee
 from peewee import (
@@ -371,9 +371,15 @@ class LedgerEntry(BaseModel):
 # ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PostingRequest:
-    """One line to post. `taken_at` is naive UTC (aware datetimes are converted)."""
+    """One line to post. `taken_at` is naive UTC (aware datetimes are converted).
+
+    Treat it as a value: nothing changes a request once made (`dataclasses.replace` makes a
+    changed copy). It is not `frozen` only because an import makes a million of them and a
+    frozen dataclass takes five times as long to create (each field set through
+    object.__setattr__).
+    """
 
     idempotency_key: str
     fund: Fund
@@ -715,9 +721,8 @@ class _BatchCache:
         return found
 
 
-@dataclass(frozen=True)
-class PostedEntry:
-    """One line posted by `post_batch`, handed to its `on_chunk` callback."""
+class PostedEntry(NamedTuple):
+    """One line posted by `post_batch`, handed to its `on_chunk` callback (a tuple: one a line)."""
 
     request: PostingRequest
     entry_id: int
@@ -784,45 +789,136 @@ def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"INSERT INTO {_identifier(table)} ({names}) VALUES ({marks})"  # noqa: S608
 
 
-class _BackgroundWrites:
-    """Writes each chunk of a bulk posting's ledger rows on a second thread (SQLite only).
+def prepare_entries(
+    requests: Iterable[PostingRequest],
+    *,
+    import_batch_id: int | None = None,
+    group_reference: str = "",
+) -> Iterator[tuple[PostingRequest, tuple, dt.date]]:
+    """Each request checked exactly as `post` checks it (`_entry_values`: amount, texts, fund,
+    method, source, business date, VAT split at the rate in force), as the row `write_entries`
+    writes: (request, row, business date). The row holds the database values of BULK_COLUMNS
+    from the idempotency key on (ids and receipt numbers are given when it is written).
 
-    SQLite does the work of an INSERT — the row and every index — with Python's lock released, so
-    while one chunk is written the posting thread can check and build the next: a million-line
-    import takes the longer of the two instead of their sum. Only one chunk is ever in flight, on
-    the posting's own connection and inside its transaction (SQLite serialises calls on one
-    connection). A chunk's `on_chunk` (e.g. opening suspense items that refer to its entries) runs on
-    the posting thread once the chunk is written, while the next one is being written. An error in
-    the writer is raised in the posting thread, which then rolls the whole transaction back.
+    Reads only configuration (VAT rates, the calendar), never the ledger, so a large import can
+    prepare its rows in another process while this one writes (imports.batches). Raises
+    DomainError for a request `post` would refuse, IdempotencyConflict for a key repeated
+    within 5,000 lines (the unique index catches any other repeat when written).
     """
+    if import_batch_id is not None and (not isinstance(import_batch_id, int) or isinstance(import_batch_id, bool)):
+        raise DomainError("The import batch id must be a whole number", "import_batch_id")
+    cache = _BatchCache()
+    postgres = is_postgres()
+    created_at = utcnow()
+    created_value = created_at if postgres else str(created_at)
+    seen: set[str] = set()
+    # On SQLite, what peewee itself stores: ISO text for times and dates, text for a Decimal. A
+    # file's lines share a few days, moments and rates, so each is turned into text once.
+    as_text: dict = {}
 
-    def __init__(self, sql: str, on_chunk: Callable | None) -> None:
-        self.sql = sql
-        self.on_chunk = on_chunk
-        self.connection = database.connection()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writes")
-        self.in_flight: tuple[Future, list | None] | None = None
+    def text_of(value) -> str:
+        found = as_text.get(value)
+        if found is None:
+            if len(as_text) > 100_000:
+                as_text.clear()
+            found = as_text[value] = str(value)
+        return found
 
-    def write(self, rows: list[tuple], posted: list | None) -> None:
-        self.wait()
-        self.in_flight = (self.executor.submit(self.connection.executemany, self.sql, rows), posted)
+    for request in requests:
+        if (import_batch_id is not None and request.import_batch_id != import_batch_id) or (
+            group_reference and request.group_reference != group_reference
+        ):
+            request = dataclasses.replace(
+                request,
+                import_batch_id=import_batch_id if import_batch_id is not None else request.import_batch_id,
+                group_reference=group_reference or request.group_reference,
+            )
+        key = _checked_key(request)
+        if key in seen:
+            raise IdempotencyConflict("Two lines in one posting have the same idempotency key", "idempotency_key")
+        if len(seen) >= 5000:
+            seen.clear()
+        seen.add(key)
+        amount = _checked_amount(request)
+        account_reference = _text(
+            request.account_reference, "account reference", "account_reference", MAX_ACCOUNT_REFERENCE_LENGTH
+        )
+        (
+            fund,
+            account_reference,
+            amount,
+            vat_code,
+            vat_rate,
+            vat_pence,
+            net_pence,
+            method,
+            office,
+            user,
+            narrative,
+            payer_name,
+            payer_email,
+            payer_address,
+            taken_at,
+            day,
+            source,
+            source_reference,
+            corrects,
+            group,
+            batch_id,
+        ) = _entry_values(request, amount, account_reference, cache)
+        if postgres:
+            day_value = day
+        else:
+            vat_rate, taken_at, day_value = text_of(vat_rate), text_of(taken_at), text_of(day)
+        row = (
+            key,
+            fund.id,
+            account_reference,
+            amount,
+            vat_code.id if vat_code is not None else None,
+            vat_rate,
+            vat_pence,
+            net_pence,
+            method.id,
+            office.id if office is not None else None,
+            user.id if user is not None else None,
+            narrative,
+            payer_name,
+            payer_email,
+            payer_address,
+            taken_at,
+            day_value,
+            created_value,
+            source,
+            source_reference,
+            corrects.id if corrects is not None else None,
+            group,
+            batch_id,
+        )
+        yield request, row, day
 
-    def wait(self) -> None:
-        """Wait for the chunk in flight (raising its error, as peewee would) and run its on_chunk."""
-        if self.in_flight is None:
-            return
-        future, posted = self.in_flight
-        self.in_flight = None
-        with _DRIVER_ERRORS_AS_PEEWEE:
-            future.result()
-        if posted is not None and self.on_chunk is not None:
-            self.on_chunk(posted)
 
-    def close(self) -> None:
-        """Stop, once the chunk in flight (if the posting failed) has finished: the transaction is
-        rolled back after this, never under a running INSERT."""
-        self.executor.shutdown(wait=True)
-        self.in_flight = None
+# Where a prepared row's amount is (BULK_COLUMNS after id, receipt_reference and receipt_number).
+PREPARED_AMOUNT = BULK_COLUMNS.index("amount_pence") - 3
+
+
+def write_entries(rows: list[tuple]) -> list[tuple[int, str]]:
+    """Write rows made by `prepare_entries`, inside the caller's write transaction: a receipt
+    number, reference and id for each, then every row at once (COPY on PostgreSQL, one prepared
+    INSERT on SQLite). Returns (entry id, receipt reference) for each row, in order."""
+    n = len(rows)
+    numbers = _allocate_ids("receipt_number", n)
+    ids = _allocate_ids("ledger_entry", n)
+    created = rows[0][BULK_COLUMNS.index("created_at") - 3] if rows else None
+    write_rows("receipt_number", ("id", "created_at"), [(number, created) for number in numbers])
+    keys = []
+    full = []
+    for row, number, entry_id in zip(rows, numbers, ids, strict=True):
+        receipt = make_receipt_reference(number)
+        keys.append((entry_id, receipt))
+        full.append((entry_id, receipt, number, *row))
+    write_rows("ledger_entry", BULK_COLUMNS, full)
+    return keys
 
 
 def post_batch(
@@ -836,158 +932,39 @@ def post_batch(
     """Post many new entries set-based, inside the caller's transaction: all of them or none.
 
     The same path as `post`: each request goes through the same checks and `_entry_values`
-    (amount, texts, fund, method, source, business date, VAT split at the rate in force on the
-    business date), so an entry posted here is exactly the entry `post` would have made. What
-    differs is only how it is written: receipt numbers and ids are allocated in bulk, rows are
-    written `chunk` at a time (COPY on PostgreSQL, executemany on SQLite), and nothing is read
-    back. It is for lines never posted before (an import batch is posted once, under its lock):
-    a key that already exists is refused by the unique index, which fails the whole transaction.
+    (`prepare_entries`), so an entry posted here is exactly the entry `post` would have made.
+    What differs is only how it is written (`write_entries`): receipt numbers and ids are
+    allocated in bulk, rows are written `chunk` at a time, and nothing is read back. It is for
+    lines never posted before (an import batch is posted once, under its lock): a key that
+    already exists is refused by the unique index, which fails the whole transaction.
 
     `import_batch_id` and `group_reference`, when given, are set on every entry. `on_chunk`, if
     given, is called with the list of `PostedEntry` of each chunk once it is written (e.g. to
     open suspense items for some of them). Returns the count and the sum of the amounts.
     """
-    if import_batch_id is not None and (not isinstance(import_batch_id, int) or isinstance(import_batch_id, bool)):
-        raise DomainError("The import batch id must be a whole number", "import_batch_id")
     if chunk < 1:
         raise ValueError("chunk must be at least 1")
-    cache = _BatchCache()
     result = BatchPostingResult()
-    postgres = is_postgres()
-    created_at = utcnow()
-    created_value = created_at if postgres else str(created_at)
-    pending: list[tuple[PostingRequest, str, tuple]] = []
-    seen: set[str] = set()
-    # On SQLite, what peewee itself stores: ISO text for times and dates, text for a Decimal. A file's
-    # lines share a few days, moments and rates, so each is turned into text once.
-    as_text: dict = {}
-
-    def text_of(value) -> str:
-        found = as_text.get(value)
-        if found is None:
-            if len(as_text) > 100_000:
-                as_text.clear()
-            found = as_text[value] = str(value)
-        return found
-
-    last_id: list[int] = []
+    pending: list[tuple[PostingRequest, tuple, dt.date]] = []
 
     def flush() -> None:
-        n = len(pending)
-        numbers = _allocate_ids("receipt_number", n)
-        if postgres or not last_id:
-            ids = _allocate_ids("ledger_entry", n)
-        else:  # the chunk before may still be being written: carry on after its ids (we hold the lock)
-            ids = list(range(last_id[0] + 1, last_id[0] + 1 + n))
-        last_id[:] = ids[-1:]
-        write_rows("receipt_number", ("id", "created_at"), [(number, created_value) for number in numbers])
-        rows = []
-        posted = [] if on_chunk is not None else None
-        for (request, key, values), number, entry_id in zip(pending, numbers, ids, strict=True):
-            receipt = make_receipt_reference(number)
-            (
-                fund,
-                account_reference,
-                amount,
-                vat_code,
-                vat_rate,
-                vat_pence,
-                net_pence,
-                method,
-                office,
-                user,
-                narrative,
-                payer_name,
-                payer_email,
-                payer_address,
-                taken_at,
-                day,
-                source,
-                source_reference,
-                corrects,
-                group,
-                batch_id,
-            ) = values
-            if not postgres:
-                vat_rate, taken_at, day_value = text_of(vat_rate), text_of(taken_at), text_of(day)
-            else:
-                day_value = day
-            rows.append(
-                (
-                    entry_id,
-                    receipt,
-                    number,
-                    key,
-                    fund.id,
-                    account_reference,
-                    amount,
-                    vat_code.id if vat_code is not None else None,
-                    vat_rate,
-                    vat_pence,
-                    net_pence,
-                    method.id,
-                    office.id if office is not None else None,
-                    user.id if user is not None else None,
-                    narrative,
-                    payer_name,
-                    payer_email,
-                    payer_address,
-                    taken_at,
-                    day_value,
-                    created_value,
-                    source,
-                    source_reference,
-                    corrects.id if corrects is not None else None,
-                    group,
-                    batch_id,
-                )
+        written = write_entries([row for _, row, _ in pending])
+        if on_chunk is not None:
+            on_chunk(
+                [
+                    PostedEntry(request, entry_id, receipt, day)
+                    for (request, _, day), (entry_id, receipt) in zip(pending, written, strict=True)
+                ]
             )
-            if posted is not None:
-                posted.append(PostedEntry(request, entry_id, receipt, day))
         pending.clear()
-        seen.clear()
-        if background is not None:
-            background.write(rows, posted)
-            return
-        write_rows("ledger_entry", BULK_COLUMNS, rows)
-        if posted is not None:
-            on_chunk(posted)
 
-    def post_each() -> None:
-        for request in requests:
-            if (import_batch_id is not None and request.import_batch_id != import_batch_id) or (
-                group_reference and request.group_reference != group_reference
-            ):
-                request = dataclasses.replace(
-                    request,
-                    import_batch_id=import_batch_id if import_batch_id is not None else request.import_batch_id,
-                    group_reference=group_reference or request.group_reference,
-                )
-            key = _checked_key(request)
-            if key in seen:
-                raise IdempotencyConflict("Two lines in one posting have the same idempotency key", "idempotency_key")
-            seen.add(key)
-            amount = _checked_amount(request)
-            account_reference = _text(
-                request.account_reference, "account reference", "account_reference", MAX_ACCOUNT_REFERENCE_LENGTH
-            )
-            pending.append((request, key, _entry_values(request, amount, account_reference, cache)))
+    with write_transaction():
+        for prepared in prepare_entries(requests, import_batch_id=import_batch_id, group_reference=group_reference):
+            pending.append(prepared)
             result.count += 1
-            result.total_pence += amount
+            result.total_pence += prepared[1][PREPARED_AMOUNT]
             if len(pending) >= chunk:
                 flush()
         if pending:
             flush()
-
-    background: _BackgroundWrites | None = None
-    with write_transaction():
-        if not postgres:
-            background = _BackgroundWrites(_insert_sql("ledger_entry", BULK_COLUMNS), on_chunk)
-        try:
-            post_each()
-            if background is not None:
-                background.wait()
-        finally:
-            if background is not None:
-                background.close()
     return result

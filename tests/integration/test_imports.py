@@ -146,9 +146,8 @@ def test_post_batch_refuses_a_key_already_posted(app):
 
 
 def test_post_batch_fails_whole_when_a_later_chunk_is_refused_by_the_database(app):
-    # On SQLite chunks are written on a second thread while the next is prepared: a chunk the
-    # database refuses (a key already posted, found only by the unique index) still fails the
-    # posting, and the chunks written before it are rolled back with everything else.
+    # A chunk the database refuses (a key already posted, found only by the unique index) fails
+    # the posting, and the chunks written before it are rolled back with everything else.
     from peewee import IntegrityError
 
     requests = _requests("bulk-late", 9)
@@ -786,3 +785,87 @@ def test_two_confirmations_and_two_workers_at_once_import_the_file_once(fresh_da
     database.connect(reuse_if_open=True)
     assert batches.ImportBatch.get_by_id(batch.id).status == "completed"
     assert LedgerEntry.totals(_batch_entries(batch.id)) == (len(sample.good) + 2, sum(p for _, p in sample.good) + 3250)
+
+
+def test_a_large_file_is_read_in_a_second_process_with_the_same_outcome(fresh_database, tmp_path):
+    # run_batch reads and checks a big file in a second process (its own connection) while this
+    # one writes. Forced here for small files: the entries, suspense items, problems and totals
+    # are exactly those of the same file read in this process. Real commits: the second process
+    # must see the batch.
+    import io
+
+    from app.db import database
+    from app.demo import seed_configuration
+    from app.domain.imports import batches
+    from app.domain.imports.templates import ImportTemplate, ensure_builtin_templates, set_demo_template_defaults
+
+    with database.atomic():
+        seed_configuration()
+    ensure_builtin_templates()
+    set_demo_template_defaults()
+    directory = str(tmp_path / "imports")
+    template = ImportTemplate.builtin("allpay")
+    finance = _user("finance")
+
+    def outcome(separate: bool, name: str):
+        sample = _sample(n_good=23, seed=4)  # the same file both times: allowed again by a senior officer
+        batch = batches.preview(template, name, io.BytesIO(sample.data), finance, directory=directory).batch
+        if batches.duplicate_of(batch.content_sha256, excluding=batch.id):
+            batch = batches.allow_duplicate(batch, _user("senior"), "The same file, read in a second process")
+        assert batches.confirm(batch, finance)
+        done = batches.run_batch(batch.id, directory=directory, chunk=4, separate_process=separate)
+        assert done.status == "completed", done.failure_message
+        entries = [
+            (e.fund.code, e.account_reference, e.amount_pence, e.vat_pence, e.business_date, e.source, e.narrative)
+            for e in _batch_entries(batch.id).order_by(LedgerEntry.id)
+        ]
+        items = [
+            (i.amount_pence, i.source_detail, i.received_on)
+            for i in SuspenseItem.select().join(LedgerEntry).where(LedgerEntry.import_batch_id == batch.id)
+        ]
+        problems = [(p.line_number, p.kind, p.message) for p in done.problems()]
+        counts = {field: getattr(done, field) for field in batches.Tally().as_fields()}
+        lines = sorted(int(e.idempotency_key.split(":")[-1]) for e in _batch_entries(batch.id))
+        return entries, items, problems, counts, lines
+
+    here = outcome(False, "here.txt")
+    there = outcome(True, "there.txt")
+    assert there == here
+    assert len(here[0]) == 25 and len(here[1]) == 2 and [p[1] for p in here[2]] == ["suspense", "suspense", "rejected"]
+
+
+def test_a_file_refused_in_the_second_process_posts_nothing(fresh_database, tmp_path):
+    import io
+
+    from app.db import database
+    from app.demo import seed_configuration
+    from app.domain.imports import batches
+    from app.domain.imports.templates import ImportTemplate, ensure_builtin_templates, set_demo_template_defaults
+
+    with database.atomic():
+        seed_configuration()
+    ensure_builtin_templates()
+    set_demo_template_defaults()
+    directory = str(tmp_path / "imports")
+    finance = _user("finance")
+    sample = _sample(n_good=12)
+    batch = batches.preview(
+        ImportTemplate.builtin("allpay"), "late.txt", io.BytesIO(sample.data), finance, directory=directory
+    ).batch
+    # The stored copy changes after the preview: its trailer no longer matches its lines.
+    stored = batches.stored_path(directory, batch.content_sha256)
+    stored.write_bytes(
+        sample.data.replace(
+            b"Total Transactions updated onto System: 15", b"Total Transactions updated onto System: 16"
+        )
+    )
+    assert batches.confirm(batch, finance)
+    before = LedgerEntry.totals()
+    done = batches.run_batch(batch.id, directory=directory, chunk=4, separate_process=True)
+    assert done.status == "failed"
+    assert done.failure_message.startswith("The file was rejected: "), done.failure_message
+    assert LedgerEntry.totals() == before
+    # A second process that fails for any other reason is reported, and nothing is posted either.
+    tally = batches.Tally()
+    with pytest.raises(RuntimeError, match="failed"):
+        list(batches._prepared_in_another_process(batches.bound_url(), 10**9, stored, tally, 4))

@@ -101,6 +101,14 @@ class Cluster:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/ims_bench"
 
+    def create_database(self, name: str) -> str:
+        """Another empty database on the cluster; returns its URL."""
+        import psycopg
+
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
     def __exit__(self, *exc_info) -> None:
         subprocess.run([*self.run_as, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
                        cwd=self.base, capture_output=True, timeout=120, check=False)  # fmt: skip
@@ -115,12 +123,27 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def children_rss_bytes() -> int:
+    """Resident memory of this process's child processes, together (e.g. an import's reader)."""
+    total = 0
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            except OSError:
+                pass  # it ended between the two reads
+    return total
+
+
 class PeakMemory:
-    """The highest resident memory seen while inside the block, sampled every 20 ms."""
+    """The highest resident memory seen while inside the block, sampled every 20 ms: this
+    process's (`peak`) and its child processes' together (`children_peak`)."""
 
     def __enter__(self) -> PeakMemory:
         self.before = rss_bytes()
         self.peak = self.before
+        self.children_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -129,6 +152,7 @@ class PeakMemory:
     def _sample(self) -> None:
         while not self._stop.wait(0.02):
             self.peak = max(self.peak, rss_bytes())
+            self.children_peak = max(self.children_peak, children_rss_bytes())
 
     def __exit__(self, *exc_info) -> None:
         self._stop.set()

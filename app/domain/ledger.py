@@ -518,32 +518,6 @@ def _existing(key: str, request: PostingRequest, amount: int, account_reference:
     return entry
 
 
-# The values `_entry_values` gives, in this order (the order of BULK_COLUMNS after the keys).
-ENTRY_FIELDS = (
-    "fund",
-    "account_reference",
-    "amount_pence",
-    "vat_code",
-    "vat_rate",
-    "vat_pence",
-    "net_pence",
-    "method",
-    "office",
-    "user",
-    "narrative",
-    "payer_name",
-    "payer_email",
-    "payer_address",
-    "taken_at",
-    "business_date",
-    "source",
-    "source_reference",
-    "corrects",
-    "group_reference",
-    "import_batch_id",
-)
-
-
 def _entry_values(
     request: PostingRequest, amount: int, account_reference: str, cache: _BatchCache | None = None
 ) -> tuple:
@@ -692,6 +666,11 @@ BULK_COLUMNS = (
     "group_reference",
     "import_batch_id",
 )
+# The values `_entry_values` gives, in order: BULK_COLUMNS after the ids, receipt and key (created_at
+# is set when the posting is written), with foreign keys by their field names.
+_FOREIGN_KEYS = {"fund_id": "fund", "vat_code_id": "vat_code", "method_id": "method", "office_id": "office"}
+_FOREIGN_KEYS |= {"user_id": "user", "corrects_id": "corrects"}
+ENTRY_FIELDS = tuple(_FOREIGN_KEYS.get(c, c) for c in BULK_COLUMNS[4:] if c != "created_at")
 
 
 class _BatchCache:

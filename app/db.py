@@ -64,7 +64,8 @@ def bound_url() -> str | None:
 def bulk_write_cache(mib: int) -> Iterator[None]:
     """On SQLite, a page cache of `mib` MiB for this connection while a bulk write runs, then the
     usual one again. A million-entry import sorts new keys into indexes bigger than the usual
-    cache; with room for them it writes a fifth faster. PostgreSQL: nothing to do."""
+    cache (a raw insert of a million entries took 15 % less time with 128 MiB than with 32 MiB).
+    PostgreSQL: nothing to do."""
     if is_postgres() or database.obj is None:
         yield
         return

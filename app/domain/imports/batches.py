@@ -883,7 +883,7 @@ def _fail(batch_id: int, attempt: int, message: str) -> None:
 # not pay for itself.
 SEPARATE_PROCESS_BYTES = 2_000_000
 # SQLite's page cache while an import writes (db.bulk_write_cache), in MiB.
-WRITE_CACHE_MIB = 96
+WRITE_CACHE_MIB = 64
 
 
 @dataclass

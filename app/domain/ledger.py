@@ -269,8 +269,9 @@ class LedgerEntry(BaseModel):
     account_reference = CharField(max_length=MAX_ACCOUNT_REFERENCE_LENGTH)
     # Signed: credits positive, refunds and reversals negative.
     amount_pence = BigIntegerField()
-    # No index on vat_code, office or user (migrations/0015): searches on office and user are
-    # date-bounded and use the search index, and none of these rows is ever deleted.
+    # No index on vat_code or office (migrations/0015): a search on an office is date-bounded and
+    # uses the search index, and neither is ever deleted. The user's index serves the search
+    # page's list of staff who have taken money.
     vat_code = ForeignKeyField(VatCode, null=True, backref="ledger_entries", on_delete="RESTRICT", index=False)
     # The rate used, kept so the split can be explained after the code's rates change.
     vat_rate = DecimalField(max_digits=6, decimal_places=4, auto_round=False)
@@ -278,7 +279,7 @@ class LedgerEntry(BaseModel):
     net_pence = BigIntegerField()
     method = ForeignKeyField(MethodOfPayment, backref="ledger_entries", on_delete="RESTRICT")
     office = ForeignKeyField(Office, null=True, backref="ledger_entries", on_delete="RESTRICT", index=False)
-    user = ForeignKeyField(User, null=True, backref="ledger_entries", on_delete="RESTRICT", index=False)
+    user = ForeignKeyField(User, null=True, backref="ledger_entries", on_delete="RESTRICT")
     narrative = CharField(max_length=MAX_NARRATIVE_LENGTH, default="")
     payer_name = CharField(max_length=MAX_PAYER_NAME_LENGTH, default="")
     payer_email = CharField(max_length=MAX_PAYER_EMAIL_LENGTH, default="")

@@ -46,7 +46,7 @@ from bench.generate_ledger import prepare  # noqa: E402
 
 MIB = 1024 * 1024
 TARGET_S = 20
-TARGET_MIB = 300
+TARGET_MIB = 300_000_000 / MIB  # the issue says 300 MB: 286 MiB
 CHUNK = 5000
 
 
@@ -230,7 +230,7 @@ def main() -> None:
         if r["database"] == "sqlite" and r["lines"] >= 1_000_000:
             ok = ok and r["import_s"] <= TARGET_S
         print(f"{r['database']}: {'meets' if ok else 'MISSES'} the targets (≤ {TARGET_S} s per 1M on SQLite, "
-              f"< {TARGET_MIB} MB, ≥ 0.5 of a raw insert)")  # fmt: skip
+              f"< 300 MB = {TARGET_MIB:.0f} MiB for both processes, ≥ 0.5 of a raw insert)")  # fmt: skip
 
 
 if __name__ == "__main__":

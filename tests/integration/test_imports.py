@@ -787,23 +787,32 @@ def test_two_confirmations_and_two_workers_at_once_import_the_file_once(fresh_da
     assert LedgerEntry.totals(_batch_entries(batch.id)) == (len(sample.good) + 2, sum(p for _, p in sample.good) + 3250)
 
 
-def test_a_large_file_is_read_in_a_second_process_with_the_same_outcome(fresh_database, tmp_path):
+@pytest.fixture
+def committed_council(fresh_database, tmp_path) -> str:
+    """The demo council and the built-in import templates, committed (a second process must see
+    them). Returns the folder for stored uploads."""
+    from app.db import database
+    from app.demo import seed_configuration
+    from app.domain.imports.templates import ensure_builtin_templates, set_demo_template_defaults
+
+    with database.atomic():
+        seed_configuration()
+    ensure_builtin_templates()
+    set_demo_template_defaults()
+    return str(tmp_path / "imports")
+
+
+def test_a_large_file_is_read_in_a_second_process_with_the_same_outcome(committed_council):
     # run_batch reads and checks a big file in a second process (its own connection) while this
     # one writes. Forced here for small files: the entries, suspense items, problems and totals
     # are exactly those of the same file read in this process. Real commits: the second process
     # must see the batch.
     import io
 
-    from app.db import database
-    from app.demo import seed_configuration
     from app.domain.imports import batches
-    from app.domain.imports.templates import ImportTemplate, ensure_builtin_templates, set_demo_template_defaults
+    from app.domain.imports.templates import ImportTemplate
 
-    with database.atomic():
-        seed_configuration()
-    ensure_builtin_templates()
-    set_demo_template_defaults()
-    directory = str(tmp_path / "imports")
+    directory = committed_council
     template = ImportTemplate.builtin("allpay")
     finance = _user("finance")
 
@@ -834,19 +843,13 @@ def test_a_large_file_is_read_in_a_second_process_with_the_same_outcome(fresh_da
     assert len(here[0]) == 25 and len(here[1]) == 2 and [p[1] for p in here[2]] == ["suspense", "suspense", "rejected"]
 
 
-def test_a_file_refused_in_the_second_process_posts_nothing(fresh_database, tmp_path):
+def test_a_file_refused_in_the_second_process_posts_nothing(committed_council):
     import io
 
-    from app.db import database
-    from app.demo import seed_configuration
     from app.domain.imports import batches
-    from app.domain.imports.templates import ImportTemplate, ensure_builtin_templates, set_demo_template_defaults
+    from app.domain.imports.templates import ImportTemplate
 
-    with database.atomic():
-        seed_configuration()
-    ensure_builtin_templates()
-    set_demo_template_defaults()
-    directory = str(tmp_path / "imports")
+    directory = committed_council
     finance = _user("finance")
     sample = _sample(n_good=12)
     batch = batches.preview(

@@ -774,6 +774,7 @@ def prepare_entries(
     *,
     import_batch_id: int | None = None,
     group_reference: str = "",
+    created_at: dt.datetime | None = None,
 ) -> Iterator[tuple[PostingRequest, tuple, dt.date]]:
     """Each request checked exactly as `post` checks it (`_entry_values`: amount, texts, fund,
     method, source, business date, VAT split at the rate in force), as the row `write_entries`
@@ -783,13 +784,15 @@ def prepare_entries(
     Reads only configuration (VAT rates, the calendar), never the ledger, so a large import can
     prepare its rows in another process while this one writes (imports.batches). Raises
     DomainError for a request `post` would refuse, IdempotencyConflict for a key repeated
-    within 5,000 lines (the unique index catches any other repeat when written).
+    within 5,000 lines (the unique index catches any other repeat when written). `created_at`
+    (default: now) is when the entries are recorded: one moment for a whole posting, even one
+    prepared a chunk at a time.
     """
     if import_batch_id is not None and (not isinstance(import_batch_id, int) or isinstance(import_batch_id, bool)):
         raise DomainError("The import batch id must be a whole number", "import_batch_id")
     cache = _BatchCache()
     postgres = is_postgres()
-    created_at = utcnow()
+    created_at = created_at or utcnow()
     created_value = created_at if postgres else str(created_at)
     seen: set[str] = set()
     # On SQLite, what peewee itself stores: ISO text for times and dates, text for a Decimal. A
@@ -878,8 +881,10 @@ def prepare_entries(
         yield request, row, day
 
 
-# Where a prepared row's amount is (BULK_COLUMNS after id, receipt_reference and receipt_number).
+# Where a prepared row's amount and created_at are (BULK_COLUMNS after id, receipt_reference and
+# receipt_number).
 PREPARED_AMOUNT = BULK_COLUMNS.index("amount_pence") - 3
+PREPARED_CREATED_AT = BULK_COLUMNS.index("created_at") - 3
 
 
 def write_entries(rows: list[tuple]) -> list[tuple[int, str]]:
@@ -889,7 +894,7 @@ def write_entries(rows: list[tuple]) -> list[tuple[int, str]]:
     n = len(rows)
     numbers = _allocate_ids("receipt_number", n)
     ids = _allocate_ids("ledger_entry", n)
-    created = rows[0][BULK_COLUMNS.index("created_at") - 3] if rows else None
+    created = rows[0][PREPARED_CREATED_AT] if rows else None
     write_rows("receipt_number", ("id", "created_at"), [(number, created) for number in numbers])
     keys = []
     full = []

@@ -258,6 +258,27 @@ DETAIL_COLUMNS = (
     "group_reference",
 )
 _D = {name: i for i, name in enumerate(DETAIL_COLUMNS)}
+# Fields that are a detail row's column as it is: field key → column (DETAIL_COLUMNS). Both the
+# value getters (previews, journals) and the generated line formatter read them from here.
+DIRECT_FIELDS = {
+    "receipt_reference": "receipt_reference",
+    "entry_id": "id",
+    "account_reference": "account_reference",
+    "amount": "amount_pence",
+    "net_amount": "net_pence",
+    "vat_amount": "vat_pence",
+    "vat_rate": "vat_rate",
+    "business_date": "business_date",
+    "taken_at": "taken_at",
+    "created_at": "created_at",
+    "narrative": "narrative",
+    "payer_name": "payer_name",
+    "source": "source",
+    "source_reference": "source_reference",
+    "group_reference": "group_reference",
+}
+# Fields taken from the entry's fund: field key → place in Lookups.funds' tuples.
+FUND_PARTS = {"fund_code": 0, "fund_name": 1, "ledger_code": 2, "cost_centre": 3}
 
 
 @dataclass(frozen=True)
@@ -392,31 +413,14 @@ def _value_getter(source: Source, spec: FieldSpec, kind: str, lookups: Lookups, 
         if key == "amount":
             return lambda row, n: row.debit_pence - row.credit_pence
         raise ExportFormatError(f"A journal line has no {source.label.lower()}")
-    direct = {
-        "receipt_reference": "receipt_reference",
-        "entry_id": "id",
-        "account_reference": "account_reference",
-        "amount": "amount_pence",
-        "net_amount": "net_pence",
-        "vat_amount": "vat_pence",
-        "vat_rate": "vat_rate",
-        "business_date": "business_date",
-        "taken_at": "taken_at",
-        "created_at": "created_at",
-        "narrative": "narrative",
-        "payer_name": "payer_name",
-        "source": "source",
-        "source_reference": "source_reference",
-        "group_reference": "group_reference",
-    }.get(key)
+    direct = DIRECT_FIELDS.get(key)
     if direct is not None:
         i = _D[direct]
         return lambda row, n: row[i]
     funds, methods, vats, offices = lookups.funds, lookups.methods, lookups.vat_codes, lookups.offices
     f, m, v, o, u = _D["fund_id"], _D["method_id"], _D["vat_code_id"], _D["office_id"], _D["user_id"]
-    part = {"fund_code": 0, "fund_name": 1, "ledger_code": 2, "cost_centre": 3}
-    if key in part:
-        p = part[key]
+    if key in FUND_PARTS:
+        p = FUND_PARTS[key]
         return lambda row, n: funds[row[f]][p]
     if key in ("method_code", "method_name"):
         p = 0 if key == "method_code" else 1
@@ -492,28 +496,10 @@ def _value_expression(source: Source, spec: FieldSpec, kind: str, index: int, na
             return "(row.debit_pence - row.credit_pence)"
         attribute = {"debit": "debit_pence", "credit": "credit_pence"}.get(key, key)
         return f"row.{attribute}"
-    direct = {
-        "receipt_reference": "receipt_reference",
-        "entry_id": "id",
-        "account_reference": "account_reference",
-        "amount": "amount_pence",
-        "net_amount": "net_pence",
-        "vat_amount": "vat_pence",
-        "vat_rate": "vat_rate",
-        "business_date": "business_date",
-        "taken_at": "taken_at",
-        "created_at": "created_at",
-        "narrative": "narrative",
-        "payer_name": "payer_name",
-        "source": "source",
-        "source_reference": "source_reference",
-        "group_reference": "group_reference",
-    }
-    if key in direct:
-        return f"row[{_D[direct[key]]}]"
-    part = {"fund_code": 0, "fund_name": 1, "ledger_code": 2, "cost_centre": 3}
-    if key in part:
-        return f"funds[row[{_D['fund_id']}]][{part[key]}]"
+    if key in DIRECT_FIELDS:
+        return f"row[{_D[DIRECT_FIELDS[key]]}]"
+    if key in FUND_PARTS:
+        return f"funds[row[{_D['fund_id']}]][{FUND_PARTS[key]}]"
     if key in ("method_code", "method_name"):
         return f"methods[row[{_D['method_id']}]][{0 if key == 'method_code' else 1}]"
     if key == "vat_code":

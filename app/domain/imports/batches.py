@@ -402,13 +402,10 @@ class Planner:
             ]
         return found
 
-    def route(self, reference: str, day: dt.date) -> list[Fund]:
-        """Funds with a format in effect that the reference passes: references.funds_matching's rule
-        (spec §6), with every fund's compiled formats held for the file."""
-        return [fund for fund, _ in self._route(reference, day)]
-
-    def _route(self, reference: str, day: dt.date) -> list[tuple[Fund, str]]:
-        """`route`, with the reference as each matching fund normalises it."""
+    def route(self, reference: str, day: dt.date) -> list[tuple[Fund, str]]:
+        """(fund, the reference as that fund normalises it) for every fund with a format in effect
+        that the reference passes: references.funds_matching's rule (spec §6), with every fund's
+        compiled formats held for the file."""
         matches = []
         for normalise, tests in self._tests_on(day):
             normalised = normalise(reference)
@@ -446,7 +443,7 @@ class Planner:
         else:
             if not reference:
                 return None, reference, "The line has no reference and no fund"
-            matches = self._route(reference, day)
+            matches = self.route(reference, day)
             if not matches:
                 return None, reference, f"The reference {reference} matches no fund's reference format"
             if len(matches) > 1:
@@ -624,6 +621,18 @@ class Tally:
         }
 
 
+def _problem_row(planned: Planned) -> tuple:
+    """(line number, kind, message, text): a line not simply posted, as `_write_problems` takes it."""
+    return (planned.line_number, planned.kind, planned.reason, planned.text)
+
+
+def _write_problems(batch_id: int, problems: list[tuple]) -> None:
+    """Store a batch's problem lines (`_problem_row`s) in bulk."""
+    if problems:
+        columns = ("batch_id", "line_number", "kind", "message", "text")
+        write_rows("import_problem", columns, [(batch_id, *problem) for problem in problems])
+
+
 class _ProblemWriter:
     """Writes problem lines in bulk as they come."""
 
@@ -632,15 +641,13 @@ class _ProblemWriter:
         self.rows: list[tuple] = []
 
     def add(self, planned: Planned) -> None:
-        kind = "skipped" if planned.kind == "skipped" else planned.kind
-        self.rows.append((self.batch_id, planned.line_number, kind, planned.reason, planned.text))
+        self.rows.append(_problem_row(planned))
         if len(self.rows) >= CHUNK:
             self.flush()
 
     def flush(self) -> None:
-        if self.rows:
-            write_rows("import_problem", ("batch_id", "line_number", "kind", "message", "text"), self.rows)
-            self.rows = []
+        _write_problems(self.batch_id, self.rows)
+        self.rows = []
 
 
 # ---------------------------------------------------------------------------
@@ -892,41 +899,42 @@ class PreparedPiece:
 
     rows: list[tuple]  # ledger.prepare_entries rows, in line order
     suspense: list[tuple]  # (index in rows, fund id, amount, business date, reason) of suspense lines
-    problems: list[tuple]  # (line number, kind, message, text) of lines not posted to their fund
+    problems: list[tuple]  # _problem_row of each line not posted to its fund
     rows_done: int  # lines of the file read so far
 
 
 def _prepare_pieces(batch: ImportBatch, data: BinaryIO, tally: Tally, chunk: int) -> Iterator[PreparedPiece]:
-    """Read, plan and prepare the whole file (nothing is written): the rows of its entries through
-    the ledger's own checks (`prepare_entries`), with its suspense lines and problem lines."""
+    """Read, plan and prepare the whole file (nothing is written), a piece of at most `chunk` lines
+    at a time: the rows of its entries through the ledger's own checks (`prepare_entries`), with
+    its suspense lines and problem lines."""
     actor = batch.confirmed_by or batch.uploaded_by
     planner = Planner(batch.template, batch_id=batch.id, user=actor, file_name=batch.file_name)
-    problems: list[tuple] = []
-    reasons: dict[str, str] = {}
+    created_at = utcnow()  # one moment for the whole import
+    lines: list[Planned] = []
 
-    def requests() -> Iterator[PostingRequest]:
-        for planned in plan_file(batch.template, data, planner):
-            tally.add(planned)
-            if planned.kind != "post":
-                problems.append((planned.line_number, planned.kind, planned.reason, planned.text))
-            if planned.request is not None:
-                if planned.kind == "suspense":
-                    reasons[planned.request.idempotency_key] = planned.reason
-                yield planned.request
+    def piece() -> PreparedPiece:
+        postable = [planned for planned in lines if planned.request is not None]
+        prepared = prepare_entries(
+            [planned.request for planned in postable],
+            import_batch_id=batch.id,
+            group_reference=batch.group_reference,
+            created_at=created_at,
+        )
+        rows, suspense = [], []
+        for planned, (request, row, day) in zip(postable, prepared, strict=True):
+            if planned.kind == "suspense":
+                suspense.append((len(rows), request.fund.id, request.amount_pence, day, planned.reason))
+            rows.append(row)
+        problems = [_problem_row(planned) for planned in lines if planned.kind != "post"]
+        lines.clear()
+        return PreparedPiece(rows, suspense, problems, tally.rows)
 
-    rows: list[tuple] = []
-    suspense: list[tuple] = []
-    for request, row, day in prepare_entries(
-        requests(), import_batch_id=batch.id, group_reference=batch.group_reference
-    ):
-        reason = reasons.pop(request.idempotency_key, None)
-        if reason is not None:
-            suspense.append((len(rows), request.fund.id, request.amount_pence, day, reason))
-        rows.append(row)
-        if len(rows) >= chunk or len(problems) >= chunk:
-            yield PreparedPiece(rows, suspense, problems, tally.rows)
-            rows, suspense, problems = [], [], []
-    yield PreparedPiece(rows, suspense, problems, tally.rows)
+    for planned in plan_file(batch.template, data, planner):
+        tally.add(planned)
+        lines.append(planned)
+        if len(lines) >= chunk:
+            yield piece()
+    yield piece()
 
 
 def _prepared_here(batch: ImportBatch, path: Path, tally: Tally, chunk: int) -> Iterator[PreparedPiece]:
@@ -1052,12 +1060,7 @@ def run_batch(batch_id: int, *, directory, chunk: int = CHUNK, separate_process:
                 written = write_entries(piece.rows)
                 items = [(written[i][0], fund, amount, day, reason) for i, fund, amount, day, reason in piece.suspense]
                 open_items_bulk(items, source="import")
-                if piece.problems:
-                    write_rows(
-                        "import_problem",
-                        ("batch_id", "line_number", "kind", "message", "text"),
-                        [(batch_id, *problem) for problem in piece.problems],
-                    )
+                _write_problems(batch_id, piece.problems)
                 write_progress(directory, batch_id, piece.rows_done, attempt)
             ImportBatch.update(
                 status="completed", finished_at=utcnow(), rows_done=tally.rows, **tally.as_fields()
